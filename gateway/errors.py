@@ -1,0 +1,137 @@
+"""One error shape for the root and every version: RFC 9457 problem details.
+
+Exception handlers on the root never see exceptions raised inside a mounted FastAPI
+app (https://github.com/fastapi/fastapi/issues/1802), so ``install_error_handlers`` is
+called on the root and on every version app the gateway mounts, from one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+
+from gateway.request_context import current_request_id
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+
+    ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+logger = logging.getLogger("gateway.errors")
+
+
+class FieldError(BaseModel):
+    location: list[str | int] = Field(description="Where the value is: ['body', 'price'], ['query', 'limit'].")
+    message: str
+    type: str = Field(description="Machine-readable error type, e.g. 'greater_than_equal'.")
+
+
+class Problem(BaseModel):
+    """An HTTP error (RFC 9457). Every 4xx and 5xx of the gateway has this shape."""
+
+    type: str = Field(default="about:blank", description="URI of the problem type.")
+    title: str = Field(description="The status code's phrase, e.g. 'Not Found'.")
+    status: int
+    detail: str | None = None
+    instance: str | None = Field(default=None, description="The request path.")
+    request_id: str | None = Field(default=None, description="The X-Request-ID of the request.")
+    errors: list[FieldError] | None = Field(default=None, description="Field-level detail of a 422.")
+    versions: list[str] | None = Field(default=None, description="On an unknown path: the versions that exist.")
+    successor: str | None = Field(default=None, description="On 410 Gone: the version to use instead.")
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_CONTENT_TYPE
+
+
+def problem_body(
+    status: int,
+    detail: str | None = None,
+    *,
+    instance: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "request_id": current_request_id(),
+    }
+    body.update({key: value for key, value in extra.items() if value is not None})
+    return body
+
+
+def problem_response(
+    status: int,
+    detail: str | None = None,
+    *,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    if status in (204, 304):  # These statuses have no body.
+        return Response(status_code=status, headers=headers)
+    return ProblemResponse(problem_body(status, detail, instance=instance, **extra), status, headers=headers)
+
+
+def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    return [
+        {"location": list(error.get("loc", ())), "message": error.get("msg", ""), "type": error.get("type", "")}
+        for error in errors
+    ]
+
+
+def _http_exception_handler(known_versions: list[str] | None) -> ExceptionHandler:
+    async def handle_http_exception(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        detail = exc.detail if exc.detail != HTTPStatus(exc.status_code).phrase else None
+        versions = known_versions if exc.status_code == 404 else None
+        return problem_response(
+            exc.status_code, detail, instance=request.url.path, headers=exc.headers, versions=versions
+        )
+
+    return handle_http_exception
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return problem_response(
+        422, "The request is not valid.", instance=request.url.path, errors=_field_errors(exc.errors())
+    )
+
+
+async def _unhandled_error(request: Request, exc: Exception) -> Response:
+    # Starlette's ServerErrorMiddleware re-raises after sending this response, so the
+    # traceback is logged once, by the edge, with the request id; none reaches the client.
+    return problem_response(500, "The server failed to handle the request.", instance=request.url.path)
+
+
+def install_error_handlers(app: Starlette, *, known_versions: list[str] | None = None) -> None:
+    """Render every error of ``app`` as a problem; a 404 at the root lists ``known_versions``."""
+    app.add_exception_handler(HTTPException, _http_exception_handler(known_versions))
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unhandled_error)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` that document the shared error shape."""
+    return {
+        status: {
+            "model": Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,136 @@
+"""Shared health endpoints, in the IETF health-check format (``application/health+json``).
+
+- ``/health/live``: the process answers; touches no dependency.
+- ``/health/ready``: every registered readiness check, run concurrently, each under its
+  own timeout; 503 with every result when one fails, times out, or the process drains.
+- ``/health``: a summary for people: version, uptime, worker, mounted versions, checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+
+HEALTH_CONTENT_TYPE = "application/health+json"
+READINESS_CHECKS_STATE_KEY = "readiness_checks"
+logger = logging.getLogger("gateway.health")
+
+
+@dataclass(frozen=True)
+class ReadinessCheck:
+    """A dependency the app cannot serve without. ``probe`` raises when it is not usable."""
+
+    name: str
+    probe: Callable[[], Awaitable[object]]
+    timeout: float | None = None  # None: the gateway's readiness_timeout setting.
+
+
+def add_readiness_check(app: Starlette, check: ReadinessCheck) -> None:
+    """Register ``check`` on a version app; the gateway collects it when it mounts the app."""
+    checks: list[ReadinessCheck] = getattr(app.state, READINESS_CHECKS_STATE_KEY, [])
+    setattr(app.state, READINESS_CHECKS_STATE_KEY, [*checks, check])
+
+
+def readiness_checks_of(app: Starlette) -> list[ReadinessCheck]:
+    return list(getattr(app.state, READINESS_CHECKS_STATE_KEY, []))
+
+
+class HealthResponse(JSONResponse):
+    media_type = HEALTH_CONTENT_TYPE
+
+
+@dataclass
+class HealthState:
+    """What the health endpoints report: the checks, and whether the process is draining."""
+
+    checks: list[ReadinessCheck]
+    default_timeout: float
+    release: str
+    versions: list[dict[str, str]]
+    started_monotonic: float = field(default_factory=time.monotonic)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    draining: bool = False
+
+    def begin_draining(self) -> None:
+        self.draining = True
+
+    async def run_checks(self) -> dict[str, list[dict[str, Any]]]:
+        results = await asyncio.gather(*(self._run(check) for check in self.checks))
+        return {name: [result] for name, result in zip((c.name for c in self.checks), results, strict=True)}
+
+    async def _run(self, check: ReadinessCheck) -> dict[str, Any]:
+        timeout = check.timeout if check.timeout is not None else self.default_timeout
+        started = time.perf_counter()
+        result: dict[str, Any] = {"componentId": check.name, "componentType": "datastore"}
+        try:
+            async with asyncio.timeout(timeout):
+                await check.probe()
+        except TimeoutError:
+            result.update(status="fail", output=f"no answer within {timeout:g}s")
+        except Exception as error:  # A check may fail any way its dependency can.
+            logger.warning("readiness check %s failed: %r", check.name, error)
+            result.update(status="fail", output=f"{type(error).__name__}: {error}")
+        else:
+            result["status"] = "pass"
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        result.update(
+            observedValue=round(elapsed_ms, 2), observedUnit="ms", time=datetime.now(UTC).isoformat()
+        )
+        return result
+
+
+def _overall(checks: dict[str, list[dict[str, Any]]], draining: bool) -> str:
+    if draining or any(result["status"] == "fail" for results in checks.values() for result in results):
+        return "fail"
+    return "pass"
+
+
+def health_routes(state: HealthState) -> list[Route]:
+    async def live(request: Request) -> Response:
+        return HealthResponse({"status": "pass"}, headers={"Cache-Control": "no-store"})
+
+    async def ready(request: Request) -> Response:
+        checks = await state.run_checks()
+        status = _overall(checks, state.draining)
+        body: dict[str, Any] = {"status": status, "checks": checks}
+        if state.draining:
+            body["output"] = "draining: the process is shutting down"
+        code = 200 if status == "pass" else 503
+        return HealthResponse(body, status_code=code, headers={"Cache-Control": "no-store"})
+
+    async def summary(request: Request) -> Response:
+        checks = await state.run_checks()
+        status = _overall(checks, state.draining)
+        body = {
+            "status": status,
+            "version": state.release.split(".")[0],
+            "releaseId": state.release,
+            "serviceId": "versioned-api-gateway",
+            "description": "Gateway for versioned FastAPI apps",
+            "uptime_seconds": round(time.monotonic() - state.started_monotonic, 3),
+            "worker": {"pid": os.getpid(), "started_at": state.started_at.isoformat()},
+            "draining": state.draining,
+            "versions": state.versions,
+            "checks": checks,
+        }
+        code = 200 if status == "pass" else 503
+        return HealthResponse(body, status_code=code, headers={"Cache-Control": "no-store"})
+
+    return [
+        Route("/health", summary, methods=["GET"], name="health"),
+        Route("/health/live", live, methods=["GET"], name="health_live"),
+        Route("/health/ready", ready, methods=["GET"], name="health_ready"),
+    ]

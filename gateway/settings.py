@@ -1,0 +1,95 @@
+"""The gateway's one settings object, read once at the edge and passed down.
+
+Environment variables are prefixed ``GATEWAY_``; a ``.env`` file and a secrets directory
+are read too. Tests build ``Settings(...)`` directly and never touch ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from gateway.versions import VersionEntry, check_registry, default_registry
+
+ENV_PREFIX = "GATEWAY_"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/catalog.sqlite3"
+
+
+def _check_database_url(url: str) -> str:
+    try:
+        make_url(url)
+    except Exception as error:  # SQLAlchemy raises ArgumentError and ValueError alike here.
+        raise ValueError(f"not a database URL: {error}") from None
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        secrets_dir=None,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    host: str = Field(default="127.0.0.1", description="Address the server binds to.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port the server binds to (0: any free one).")
+    root_path: str = Field(
+        default="",
+        pattern=r"^(/[^/?#]+)*$",
+        description="Path prefix a proxy strips before the gateway, e.g. '/api'. It belongs to the server.",
+    )
+    versions: Annotated[list[VersionEntry], AfterValidator(check_registry)] = Field(
+        default_factory=default_registry,
+        description="The version registry (JSON in GATEWAY_VERSIONS).",
+    )
+    enforce_sunset: bool = Field(
+        default=True, description="Answer 410 Gone for a version past its sunset date."
+    )
+    database_url: Annotated[str, AfterValidator(_check_database_url)] = Field(
+        default=DEFAULT_DATABASE_URL, description="SQLAlchemy URL of the catalog store."
+    )
+    database_busy_timeout: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds a SQLite writer waits for the lock."
+    )
+    max_body_size: int = Field(
+        default=1024 * 1024, ge=0, description="Largest request body in bytes (nginx's default: 1 MiB)."
+    )
+    readiness_timeout: float = Field(
+        default=0.8, gt=0, le=30, description="Seconds each readiness check may take before it fails."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = Field(default=True, description="Write one JSON line per request.")
+
+    def env_name(self, field: str) -> str:
+        return f"{ENV_PREFIX}{field.upper()}"
+
+    def redacted(self) -> dict[str, object]:
+        """The effective settings with passwords and secrets hidden, for ``gateway config``."""
+        values = self.model_dump(mode="json")
+        values["database_url"] = make_url(self.database_url).render_as_string(hide_password=True)
+        return values
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        url = make_url(self.database_url)
+        if not url.get_backend_name() == "sqlite" or not url.database or url.database == ":memory:":
+            return None
+        return Path(url.database)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """Name the environment variable behind each invalid value."""
+    lines = []
+    for problem in error.errors():
+        location = problem["loc"]
+        variable = f"{ENV_PREFIX}{str(location[0]).upper()}" if location else ENV_PREFIX + "*"
+        detail = ".".join(str(part) for part in location[1:])
+        where = f"{variable} ({detail})" if detail else variable
+        lines.append(f"{where}: {problem['msg']}")
+    return "invalid settings:\n  " + "\n  ".join(lines)
