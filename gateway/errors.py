@@ -27,11 +27,15 @@ if TYPE_CHECKING:
     ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+# RFC 9110 renamed these two; Python's HTTPStatus has the new names only from 3.13.
+_RFC_9110_PHRASES = {413: "Content Too Large", 422: "Unprocessable Content"}
 logger = logging.getLogger("gateway.errors")
 
 
 class FieldError(BaseModel):
-    location: list[str | int] = Field(description="Where the value is: ['body', 'price'], ['query', 'limit'].")
+    location: list[str | int] = Field(
+        description="Where the value is: ['body', 'price'], ['query', 'limit']."
+    )
     message: str
     type: str = Field(description="Machine-readable error type, e.g. 'greater_than_equal'.")
 
@@ -46,12 +50,18 @@ class Problem(BaseModel):
     instance: str | None = Field(default=None, description="The request path.")
     request_id: str | None = Field(default=None, description="The X-Request-ID of the request.")
     errors: list[FieldError] | None = Field(default=None, description="Field-level detail of a 422.")
-    versions: list[str] | None = Field(default=None, description="On an unknown path: the versions that exist.")
+    versions: list[str] | None = Field(
+        default=None, description="On an unknown path: the versions that exist."
+    )
     successor: str | None = Field(default=None, description="On 410 Gone: the version to use instead.")
 
 
 class ProblemResponse(JSONResponse):
     media_type = PROBLEM_CONTENT_TYPE
+
+
+def status_phrase(status: int) -> str:
+    return _RFC_9110_PHRASES.get(status) or HTTPStatus(status).phrase
 
 
 def problem_body(
@@ -63,7 +73,7 @@ def problem_body(
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
+        "title": status_phrase(status),
         "status": status,
         "detail": detail,
         "instance": instance,
@@ -88,7 +98,11 @@ def problem_response(
 
 def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return [
-        {"location": list(error.get("loc", ())), "message": error.get("msg", ""), "type": error.get("type", "")}
+        {
+            "location": list(error.get("loc", ())),
+            "message": error.get("msg", ""),
+            "type": error.get("type", ""),
+        }
         for error in errors
     ]
 
@@ -96,6 +110,7 @@ def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
 def _http_exception_handler(known_versions: list[str] | None) -> ExceptionHandler:
     async def handle_http_exception(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        # Starlette's default detail is the phrase itself, which says nothing the title does not.
         detail = exc.detail if exc.detail != HTTPStatus(exc.status_code).phrase else None
         versions = known_versions if exc.status_code == 404 else None
         return problem_response(
@@ -123,15 +138,3 @@ def install_error_handlers(app: Starlette, *, known_versions: list[str] | None =
     app.add_exception_handler(HTTPException, _http_exception_handler(known_versions))
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unhandled_error)
-
-
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` that document the shared error shape."""
-    return {
-        status: {
-            "model": Problem,
-            "description": HTTPStatus(status).phrase,
-            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for status in statuses
-    }

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -21,8 +20,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from starlette.applications import Starlette
     from starlette.requests import Request
+
+    from gateway.versions import VersionEntry
 
 HEALTH_CONTENT_TYPE = "application/health+json"
 READINESS_CHECKS_STATE_KEY = "readiness_checks"
@@ -59,7 +62,7 @@ class HealthState:
     checks: list[ReadinessCheck]
     default_timeout: float
     release: str
-    versions: list[dict[str, str]]
+    versions: list[VersionEntry]
     started_monotonic: float = field(default_factory=time.monotonic)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     draining: bool = False
@@ -123,7 +126,10 @@ def health_routes(state: HealthState) -> list[Route]:
             "uptime_seconds": round(time.monotonic() - state.started_monotonic, 3),
             "worker": {"pid": os.getpid(), "started_at": state.started_at.isoformat()},
             "draining": state.draining,
-            "versions": state.versions,
+            "versions": [
+                {"prefix": entry.prefix, "status": entry.lifecycle_at(datetime.now(UTC)).value}
+                for entry in state.versions
+            ],
             "checks": checks,
         }
         code = 200 if status == "pass" else 503

@@ -6,7 +6,7 @@ are read too. Tests build ``Settings(...)`` directly and never touch ``os.enviro
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationError
@@ -75,12 +75,15 @@ class Settings(BaseSettings):
         values["database_url"] = make_url(self.database_url).render_as_string(hide_password=True)
         return values
 
-    @property
-    def sqlite_path(self) -> Path | None:
-        url = make_url(self.database_url)
-        if not url.get_backend_name() == "sqlite" or not url.database or url.database == ":memory:":
-            return None
-        return Path(url.database)
+
+SECRETS_DIR_VARIABLE = f"{ENV_PREFIX}SECRETS_DIR"
+
+
+def load_settings() -> Settings:
+    """Settings from the process environment, ``.env``, and the secrets directory named by
+    ``GATEWAY_SECRETS_DIR`` (e.g. ``/run/secrets``; one file per setting, named like its variable)."""
+    secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE) or None
+    return Settings(_secrets_dir=secrets_dir)
 
 
 def describe_validation_error(error: ValidationError) -> str:

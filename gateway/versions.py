@@ -77,7 +77,11 @@ class VersionEntry(BaseModel):
             raise ValueError(f"version {self.prefix}: a {self.status} version needs deprecated_at")
         if self.sunset_at is not None and self.deprecated_at is None:
             raise ValueError(f"version {self.prefix}: sunset_at needs deprecated_at")
-        if self.sunset_at is not None and self.deprecated_at is not None and self.sunset_at < self.deprecated_at:
+        if (
+            self.sunset_at is not None
+            and self.deprecated_at is not None
+            and self.sunset_at < self.deprecated_at
+        ):
             # RFC 9745 section 2.1: the sunset must not be earlier than the deprecation.
             raise ValueError(f"version {self.prefix}: sunset_at is earlier than deprecated_at")
         if self.successor == self.prefix:

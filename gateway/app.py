@@ -1,0 +1,77 @@
+"""The root app, assembled in one place: the whole architecture reads from ``create_app``."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack, asynccontextmanager
+from importlib.metadata import version as package_version
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount
+
+from gateway.discovery import discovery_routes
+from gateway.docs import docs_assets_mount
+from gateway.edge import GatewayEdge
+from gateway.errors import install_error_handlers
+from gateway.health import HealthState, health_routes
+from gateway.lifecycle import version_policies
+from gateway.registry import mount_versions
+from gateway.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+    from contextlib import AbstractAsyncContextManager
+
+    from gateway.registry import MountedVersion
+
+PACKAGE_NAME = "versioned-api-gateway"
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings if settings is not None else load_settings()
+    versions = mount_versions(settings)
+    health = HealthState(
+        checks=[check for version in versions for check in version.readiness_checks],
+        default_timeout=settings.readiness_timeout,
+        release=package_version(PACKAGE_NAME),
+        versions=settings.versions,
+    )
+
+    app = Starlette(
+        routes=[
+            *discovery_routes(settings.versions),
+            *health_routes(health),
+            docs_assets_mount(),
+            *(Mount(version.entry.prefix, app=version, name=version.entry.name) for version in versions),
+        ],
+        middleware=[
+            Middleware(
+                GatewayEdge,
+                policies=version_policies(settings.versions, settings.enforce_sunset),
+                max_body_size=settings.max_body_size,
+                access_log=settings.access_log,
+            )
+        ],
+        lifespan=_run_version_lifespans(versions, health),
+    )
+    install_error_handlers(app, known_versions=[entry.prefix for entry in settings.versions])
+    app.state.settings = settings
+    app.state.health = health
+    return app
+
+
+def _run_version_lifespans(
+    versions: list[MountedVersion], health: HealthState
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Starlette runs only the root's lifespan: start every version in registry
+        # order, stop them in reverse, and stop the start at the first that fails.
+        async with AsyncExitStack() as stack:
+            for version in versions:
+                await stack.enter_async_context(version.lifespan())
+            yield
+            health.begin_draining()
+
+    return lifespan

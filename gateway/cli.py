@@ -1,0 +1,77 @@
+"""The ``gateway`` command: ``config``, ``dev`` and ``serve``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from gateway.logs import logging_config
+from gateway.settings import Settings, describe_validation_error, load_settings
+
+SOURCE_FOLDERS = [
+    str(Path(__file__).resolve().parent),
+    str(Path(__file__).resolve().parent.parent / "services"),
+]
+
+
+def _load_settings() -> Settings:
+    try:
+        return load_settings()
+    except ValidationError as error:
+        print(describe_validation_error(error), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _print_where(settings: Settings, host: str, port: int) -> None:
+    base = f"http://{host}:{port}{settings.root_path}"
+    print(f"gateway: versions at {base}/ , docs at {base}/docs , health at {base}/health", file=sys.stderr)
+
+
+def _run_uvicorn(arguments: argparse.Namespace, *, reload: bool) -> None:
+    import uvicorn
+
+    settings = _load_settings()
+    host = arguments.host or settings.host
+    port = arguments.port if arguments.port is not None else settings.port
+    _print_where(settings, host, port)
+    uvicorn.run(
+        "gateway.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        root_path=settings.root_path,
+        reload=reload,
+        reload_dirs=SOURCE_FOLDERS if reload else None,
+        log_config=logging_config(settings.log_level),
+        access_log=False,  # The gateway writes its own structured access line.
+    )
+
+
+def _config(arguments: argparse.Namespace) -> None:
+    print(json.dumps(_load_settings().redacted(), indent=2))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="A gateway for versioned FastAPI apps.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("config", help="print the effective settings, secrets redacted").set_defaults(
+        run=_config
+    )
+    for name, reload, description in (
+        ("dev", True, "run Uvicorn with reload, watching only the source folders"),
+        ("serve", False, "run the gateway in the foreground"),
+    ):
+        command = commands.add_parser(name, help=description)
+        command.add_argument("--host", default=None, help="bind address (default: GATEWAY_HOST)")
+        command.add_argument("--port", type=int, default=None, help="bind port (default: GATEWAY_PORT)")
+        command.set_defaults(run=lambda arguments, reload=reload: _run_uvicorn(arguments, reload=reload))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    arguments = _parser().parse_args(argv)
+    arguments.run(arguments)

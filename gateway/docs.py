@@ -1,0 +1,95 @@
+"""Interactive docs that work offline: Swagger UI and ReDoc served by the gateway itself.
+
+FastAPI's own docs pages load their assets from a CDN, which internal networks often
+cannot reach. The gateway serves the assets bundled by ``fastapi-offline`` under
+``/static/docs`` and gives every mounted version its own ``/docs`` and ``/redoc``.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import fastapi_offline
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse
+
+    from gateway.discovery import VersionLinks
+
+DOCS_ASSETS_PREFIX = "/static/docs"
+_DOCS_ASSETS_DIRECTORY = Path(fastapi_offline.__file__).parent / "static"
+
+
+def docs_assets_mount() -> Mount:
+    return Mount(DOCS_ASSETS_PREFIX, StaticFiles(directory=_DOCS_ASSETS_DIRECTORY), name="docs_assets")
+
+
+def _assets_url(request: Request) -> str:
+    # ``app_root_path`` is the server's root path (e.g. '/api'), set once at the top
+    # of the scope; ``root_path`` is that plus the mount prefix ('/api/v1').
+    server_root_path: str = request.scope.get("app_root_path", request.scope.get("root_path", ""))
+    return server_root_path + DOCS_ASSETS_PREFIX
+
+
+def install_offline_docs(app: FastAPI) -> None:
+    """Replace a version app's CDN-backed docs routes with offline ones at /docs and /redoc."""
+    assert app.openapi_url, "a mounted version must publish its OpenAPI schema"
+    cdn_paths = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url} - {None}
+    app.router.routes[:] = [
+        route for route in app.router.routes if getattr(route, "path", None) not in cdn_paths
+    ]
+    openapi_path = app.openapi_url
+    title = app.title
+
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        assets = _assets_url(request)
+        return get_swagger_ui_html(
+            openapi_url=request.scope.get("root_path", "").rstrip("/") + openapi_path,
+            title=f"{title} - Swagger UI",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon.png",
+        )
+
+    async def redoc(request: Request) -> HTMLResponse:
+        assets = _assets_url(request)
+        return get_redoc_html(
+            openapi_url=request.scope.get("root_path", "").rstrip("/") + openapi_path,
+            title=f"{title} - ReDoc",
+            redoc_js_url=f"{assets}/redoc.standalone.js",
+            redoc_favicon_url=f"{assets}/favicon.png",
+            with_google_fonts=False,
+        )
+
+    app.add_route("/docs", swagger_ui, include_in_schema=False)
+    app.add_route("/redoc", redoc, include_in_schema=False)
+
+
+def render_landing_page(versions: list[VersionLinks]) -> str:
+    rows = "\n".join(
+        f'<li id="{html.escape(version.name)}"><strong>{html.escape(version.name)}</strong> '
+        f"({html.escape(version.status)}"
+        + (f", sunset {html.escape(version.sunset)}" if version.sunset else "")
+        + (f", use {html.escape(version.successor)} instead" if version.successor else "")
+        + ")"
+        + (
+            f' &middot; <a href="{html.escape(version.docs)}">Swagger UI</a>'
+            f' &middot; <a href="{html.escape(version.redoc)}">ReDoc</a>'
+            f' &middot; <a href="{html.escape(version.openapi)}">OpenAPI schema</a>'
+            if version.status != "sunset"
+            else ""
+        )
+        + "</li>"
+        for version in versions
+    )
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>API documentation</title></head>"
+        f"<body><h1>API documentation</h1><ul>\n{rows}\n</ul></body></html>"
+    )

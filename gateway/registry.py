@@ -1,0 +1,98 @@
+"""Turn the version registry into mounted apps, each prepared the same way from one place."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from uvicorn.importer import import_from_string
+
+from gateway.docs import install_offline_docs
+from gateway.errors import install_error_handlers
+from gateway.health import ReadinessCheck, readiness_checks_of
+from gateway.openapi import document_problem_responses
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from starlette.types import Receive, Scope, Send
+
+    from gateway.settings import Settings
+    from gateway.versions import VersionEntry
+
+logger = logging.getLogger("gateway.registry")
+
+
+class MountedVersion:
+    """One version app as the root mounts it, with its own lifespan state.
+
+    Starlette never runs a mounted app's lifespan
+    (https://github.com/encode/starlette/issues/649), so the root runs ``lifespan()`` of
+    every version; whatever that lifespan yields becomes ``request.state`` for the
+    version's requests, and only for them.
+    """
+
+    def __init__(self, entry: VersionEntry, app: FastAPI) -> None:
+        self.entry = entry
+        self.app = app
+        self._state: dict[str, Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A shallow copy per request, as servers do for the root's lifespan state.
+        scope["state"] = self._state.copy()
+        await self.app(scope, receive, send)
+
+    @property
+    def readiness_checks(self) -> list[ReadinessCheck]:
+        return [
+            ReadinessCheck(f"{self.entry.name}:{check.name}", check.probe, check.timeout)
+            for check in readiness_checks_of(self.app)
+        ]
+
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        try:
+            context = self.app.router.lifespan_context(self.app)
+            state = await context.__aenter__()
+        except Exception:
+            logger.exception("startup of version %s failed", self.entry.prefix)
+            raise
+        self._state = dict(state or {})
+        logger.info("version %s started", self.entry.prefix)
+        try:
+            yield
+        finally:
+            try:
+                await context.__aexit__(None, None, None)
+            except Exception:
+                logger.exception("shutdown of version %s failed", self.entry.prefix)
+            else:
+                logger.info("version %s stopped", self.entry.prefix)
+
+
+def build_version_app(entry: VersionEntry, settings: Settings) -> FastAPI:
+    factory = import_from_string(entry.factory)
+    app = factory(settings)
+    if not isinstance(app, FastAPI):
+        raise TypeError(f"{entry.factory} returned {type(app).__name__}, not a FastAPI app")
+    if app.root_path:
+        # FastAPI(root_path=...) on a mounted app makes every route 404: the root path
+        # belongs to the server (--root-path), never to a mounted app.
+        raise ValueError(f"{entry.factory} sets root_path; leave it to the server")
+    install_error_handlers(app)
+    install_offline_docs(app)
+    document_problem_responses(app)
+    return app
+
+
+def mount_versions(settings: Settings, now: datetime | None = None) -> list[MountedVersion]:
+    """Build every version that can still answer; a version past its sunset is never loaded."""
+    now = now or datetime.now(UTC)
+    return [
+        MountedVersion(entry, build_version_app(entry, settings))
+        for entry in settings.versions
+        if not (settings.enforce_sunset and entry.is_gone(now))
+    ]

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from gateway.versions import Lifecycle, VersionEntry
+
+FAR_FUTURE = datetime(2099, 1, 1, tzinfo=UTC)
+PROBE_FACTORY = "tests.versions.probe:create_app"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def probe_version(prefix: str = "/v3", factory: str = PROBE_FACTORY, **lifecycle: Any) -> VersionEntry:
+    return VersionEntry(prefix=prefix, factory=factory, **lifecycle)
+
+
+def catalog_versions() -> list[VersionEntry]:
+    """v1 and v2 as shipped, but with a sunset that no test run will reach."""
+    return [
+        VersionEntry(
+            prefix="/v1",
+            factory="services.v1:create_app",
+            status=Lifecycle.DEPRECATED,
+            deprecated_at=datetime(2026, 9, 1, tzinfo=UTC),
+            sunset_at=FAR_FUTURE,
+            successor="/v2",
+        ),
+        VersionEntry(prefix="/v2", factory="services.v2:create_app"),
+    ]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'catalog.sqlite3'}",
+            "versions": [probe_version()],
+        }
+        values.update(overrides)
+        # _env_file=None: a developer's .env never leaks into a test.
+        return Settings(_env_file=None, **values)
+
+    return build
+
+
+async def open_client(settings: Settings, root_path: str = "") -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    # asgi-lifespan runs the root's lifespan as a server would, so start-up and shutdown
+    # are part of every test. Starlette's TestClient is avoided on purpose: under
+    # Starlette 1.x it warns that plain httpx is deprecated, and the gateway's
+    # client library is plain httpx.
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app, root_path=root_path)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+            yield client
+
+
+@pytest.fixture
+async def client(make_settings: Callable[..., Settings]) -> AsyncIterator[httpx.AsyncClient]:
+    async for opened in open_client(make_settings()):
+        yield opened

@@ -1,0 +1,97 @@
+"""The registry is data: validated once, at start-up, with messages that say what is wrong."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from gateway.settings import Settings, describe_validation_error
+from gateway.versions import Lifecycle, VersionEntry, default_registry
+
+
+def test_the_shipped_registry_has_v1_deprecated_and_v2_current() -> None:
+    v1, v2 = default_registry()
+    assert (v1.prefix, v1.status, v1.successor) == ("/v1", Lifecycle.DEPRECATED, "/v2")
+    assert (v2.prefix, v2.status) == ("/v2", Lifecycle.CURRENT)
+    assert v1.sunset_at is not None
+    assert v1.deprecated_at is not None
+    assert v1.deprecated_at <= v1.sunset_at
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"prefix": "v1", "factory": "a.b:c"}, "one path segment"),
+        ({"prefix": "/v1/x", "factory": "a.b:c"}, "one path segment"),
+        ({"prefix": "/health", "factory": "a.b:c"}, "reserved"),
+        ({"prefix": "/v1", "factory": "a.b.c"}, "package.module:function"),
+        ({"prefix": "/v1", "factory": "a:b", "status": "deprecated"}, "needs deprecated_at"),
+        ({"prefix": "/v1", "factory": "a:b", "status": "retired"}, "Input should be"),
+        (
+            {
+                "prefix": "/v1",
+                "factory": "a:b",
+                "status": "deprecated",
+                "deprecated_at": "2026-05-01T00:00:00Z",
+                "sunset_at": "2026-04-01T00:00:00Z",
+            },
+            "earlier than deprecated_at",
+        ),
+    ],
+)
+def test_an_impossible_entry_is_refused(entry: dict[str, str], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        VersionEntry.model_validate(entry)
+
+
+def test_duplicate_prefixes_and_unknown_successors_are_refused() -> None:
+    entry = {"prefix": "/v1", "factory": "a:b"}
+    with pytest.raises(ValidationError, match="registered twice: /v1"):
+        Settings(_env_file=None, versions=[entry, entry])
+    with pytest.raises(ValidationError, match="successor /v9 is not registered"):
+        Settings(_env_file=None, versions=[{**entry, "successor": "/v9"}])
+
+
+def test_naive_dates_are_taken_as_utc() -> None:
+    entry = VersionEntry(
+        prefix="/v1", factory="a:b", status=Lifecycle.DEPRECATED, deprecated_at="2026-01-01T00:00:00"
+    )
+    assert entry.deprecated_at is not None
+    assert entry.deprecated_at.isoformat() == "2026-01-01T00:00:00+00:00"
+
+
+def test_an_operator_mounts_a_version_with_json_in_gateway_versions(tmp_path: Path) -> None:
+    registry = [
+        {"prefix": "/v2", "factory": "services.v2:create_app"},
+        {"prefix": "/v3", "factory": "tests.versions.probe:create_app", "status": "current"},
+    ]
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"GATEWAY_VERSIONS='{json.dumps(registry)}'\n")
+    settings = Settings(_env_file=env_file)
+    assert [entry.prefix for entry in settings.versions] == ["/v2", "/v3"]
+
+
+def test_an_invalid_variable_is_named_in_the_error(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text('GATEWAY_PORT=eighty\nGATEWAY_VERSIONS=\'[{"prefix": "/v1"}]\'\n')
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=env_file)
+    message = describe_validation_error(caught.value)
+    assert "GATEWAY_PORT: Input should be a valid integer" in message
+    assert "GATEWAY_VERSIONS (0.factory): Field required" in message
+
+
+def test_config_redacts_the_database_password() -> None:
+    settings = Settings(_env_file=None, database_url="postgresql+asyncpg://app:hunter2@db:5432/catalog")
+    redacted = settings.redacted()
+    assert "hunter2" not in json.dumps(redacted)
+    assert redacted["database_url"] == "postgresql+asyncpg://app:***@db:5432/catalog"
+
+
+def test_a_secrets_directory_supplies_settings(tmp_path: Path) -> None:
+    (tmp_path / "gateway_database_url").write_text("sqlite+aiosqlite:///from-secret.sqlite3")
+    settings = Settings(_env_file=None, _secrets_dir=tmp_path)
+    assert settings.database_url == "sqlite+aiosqlite:///from-secret.sqlite3"
