@@ -22,7 +22,5 @@ timeout = 30
 graceful_timeout = 30
 # Keep-alive idle seconds.
 keepalive = 5
-# The server's root path when a proxy strips a prefix.
-raw_env = [f"GATEWAY_ROOT_PATH={_settings.root_path}"] if _settings.root_path else []
 # One JSON log format for Gunicorn, Uvicorn and the gateway.
 logconfig_dict = logging_config(_settings.log_level)
