@@ -40,10 +40,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
-            *discovery_routes(settings.versions),
-            *health_routes(health),
-            docs_assets_mount(),
+            # Versions first: they carry nearly all traffic, and the router tries routes
+            # in order. Their prefixes never shadow the root's own (see RESERVED_PREFIXES).
             *(Mount(version.entry.prefix, app=version, name=version.entry.name) for version in versions),
+            *health_routes(health),
+            *discovery_routes(settings.versions),
+            docs_assets_mount(),
         ],
         middleware=[
             Middleware(
