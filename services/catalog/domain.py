@@ -1,0 +1,42 @@
+"""What the catalog holds, independent of any API version's wire format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from services.catalog.money import Money
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    id: int
+    name: str
+    description: str | None
+    price: Money
+    tags: tuple[str, ...]
+    created_at: datetime
+    updated_at: datetime
+    # Starts at 1 and grows by one with every update: the basis for ETags.
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    name: str
+    price: Money
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+class ItemChanges(TypedDict, total=False):
+    """A partial update: only the keys present change; ``tags`` replaces the whole set."""
+
+    name: str
+    description: str | None
+    price_cents: int
+    currency: str
+    tags: tuple[str, ...]

@@ -1,0 +1,153 @@
+"""v2's endpoints over the shared catalog store."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from pydantic import MISSING
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from services.catalog import (
+    InvalidCursorError,
+    ItemChanges,
+    ItemIdPath,
+    Money,
+    NewItem,
+    StoreDep,
+    cents_from_amount,
+    decode_cursor,
+    encode_cursor,
+    location_of,
+)
+from services.catalog.tables import TAG_MAX_LENGTH
+from services.v2.schemas import ItemCreate, ItemOut, ItemPage, ItemPatch
+
+router = APIRouter(prefix="/items", tags=["items"])
+
+_LOCATION_HEADER = {"Location": {"description": "Path of the new item.", "schema": {"type": "string"}}}
+# Only the statuses these routes raise themselves; the gateway documents the problem shape
+# of every error, the 422 included, when it mounts the app.
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No item has this id."}}
+
+
+def _not_found(item_id: int) -> HTTPException:
+    return HTTPException(404, f"item {item_id} does not exist")
+
+
+@router.get(
+    "",
+    name="list_items",
+    operation_id="list_items",
+    summary="List items",
+    description=(
+        "Items in id order, one page at a time. Follow ``next_cursor`` until it is null: every"
+        " item that exists throughout is seen exactly once, even while others are added or deleted."
+    ),
+    responses={400: {"description": "The cursor is malformed."}},
+)
+async def list_items(
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Largest number of items on the page.")] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="``next_cursor`` of the previous page.")
+    ] = None,
+    tag: Annotated[
+        str | None, Query(min_length=1, max_length=TAG_MAX_LENGTH, description="Only items with this tag.")
+    ] = None,
+) -> ItemPage:
+    try:
+        after_id = None if cursor is None else decode_cursor(cursor)
+    except InvalidCursorError:
+        raise HTTPException(400, "the cursor is malformed: pass a next_cursor unchanged") from None
+    # One more than the page holds tells whether another page follows.
+    items = await store.list_items(after_id=after_id, limit=limit + 1, tag=tag)
+    page, more = items[:limit], len(items) > limit
+    return ItemPage(
+        data=[ItemOut.of(item) for item in page],
+        next_cursor=encode_cursor(page[-1].id) if more else None,
+    )
+
+
+@router.post(
+    "",
+    name="create_item",
+    operation_id="create_item",
+    status_code=201,
+    summary="Create an item",
+    description="The response's ``Location`` header points at the new item.",
+    responses={201: {"headers": _LOCATION_HEADER}},
+)
+async def create_item(body: ItemCreate, store: StoreDep, request: Request, response: Response) -> ItemOut:
+    new_item = NewItem(
+        name=body.name,
+        description=body.description,
+        price=Money.of(body.price.amount, body.price.currency),
+        tags=tuple(body.tags),
+    )
+    item = await store.create_item(new_item)
+    response.headers["Location"] = location_of(request, "read_item", item_id=item.id)
+    return ItemOut.of(item)
+
+
+@router.get(
+    "/{item_id}",
+    name="read_item",
+    operation_id="read_item",
+    summary="Read an item",
+    responses=_NOT_FOUND,
+)
+async def read_item(item_id: ItemIdPath, store: StoreDep) -> ItemOut:
+    item = await store.get_item(item_id)
+    if item is None:
+        raise _not_found(item_id)
+    return ItemOut.of(item)
+
+
+@router.patch(
+    "/{item_id}",
+    name="update_item",
+    operation_id="update_item",
+    summary="Update some of an item's fields",
+    description=(
+        "Only the fields in the body change; ``tags`` replaces the whole set, ``description``"
+        " may be null. A price without ``currency`` keeps the item's currency."
+    ),
+    responses=_NOT_FOUND,
+)
+async def update_item(item_id: ItemIdPath, body: ItemPatch, store: StoreDep) -> ItemOut:
+    item = await store.update_item(item_id, _changes_of(body))
+    if item is None:
+        raise _not_found(item_id)
+    return ItemOut.of(item)
+
+
+@router.delete(
+    "/{item_id}",
+    name="delete_item",
+    operation_id="delete_item",
+    status_code=204,
+    summary="Delete an item",
+    responses=_NOT_FOUND,
+)
+async def delete_item(item_id: ItemIdPath, store: StoreDep) -> None:
+    if not await store.delete_item(item_id):
+        raise _not_found(item_id)
+
+
+def _changes_of(patch: ItemPatch) -> ItemChanges:
+    # MISSING marks a field the body left out (pydantic's equivalent of exclude_unset);
+    # only those present become changes.
+    changes: ItemChanges = {}
+    if patch.name is not MISSING:
+        changes["name"] = patch.name
+    if patch.description is not MISSING:
+        changes["description"] = patch.description
+    if patch.price is not MISSING:
+        changes["price_cents"] = cents_from_amount(patch.price.amount)
+        if patch.price.currency is not MISSING:
+            changes["currency"] = patch.price.currency
+    if patch.tags is not MISSING:
+        changes["tags"] = tuple(patch.tags)
+    return changes
