@@ -27,6 +27,9 @@ def _load_settings() -> Settings:
 
 
 def _print_where(settings: Settings, host: str, port: int) -> None:
+    if port == 0:
+        print("gateway: the port is chosen at start-up; see the 'running on' line below", file=sys.stderr)
+        return
     base = f"http://{host}:{port}{settings.root_path}"
     print(f"gateway: versions at {base}/ , docs at {base}/docs , health at {base}/health", file=sys.stderr)
 

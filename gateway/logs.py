@@ -18,18 +18,29 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class TerminalColorFilter(logging.Filter):
+    """Drop the ANSI-coloured copy of the message Uvicorn attaches to its records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.pop("color_message", None)
+        return True
+
+
 def logging_config(level: str = "info") -> dict[str, Any]:
     """A ``logging.config.dictConfig`` mapping, usable as Uvicorn's ``log_config`` too."""
     handler = {
         "class": "logging.StreamHandler",
         "stream": "ext://sys.stdout",
         "formatter": "json",
-        "filters": ["request_id"],
+        "filters": ["request_id", "terminal_color"],
     }
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": "gateway.logs.RequestIdFilter"}},
+        "filters": {
+            "request_id": {"()": "gateway.logs.RequestIdFilter"},
+            "terminal_color": {"()": "gateway.logs.TerminalColorFilter"},
+        },
         "formatters": {
             "json": {
                 "()": "pythonjsonlogger.json.JsonFormatter",

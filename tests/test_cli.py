@@ -13,7 +13,13 @@ GATEWAY_COMMAND = str(Path(sys.executable).parent / "gateway")
 
 def _run(*arguments: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [GATEWAY_COMMAND, *arguments], env=env, cwd=cwd, capture_output=True, text=True, timeout=30, check=False
+        [GATEWAY_COMMAND, *arguments],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
 
 
@@ -27,7 +33,9 @@ def _environment(**variables: str) -> dict[str, str]:
 def test_config_prints_effective_settings_with_secrets_redacted(tmp_path: Path) -> None:
     result = _run(
         "config",
-        env=_environment(GATEWAY_DATABASE_URL="postgresql+asyncpg://app:hunter2@db/catalog", GATEWAY_PORT="9000"),
+        env=_environment(
+            GATEWAY_DATABASE_URL="postgresql+asyncpg://app:hunter2@db/catalog", GATEWAY_PORT="9000"
+        ),
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr

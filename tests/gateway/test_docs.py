@@ -68,3 +68,18 @@ async def test_the_landing_page_links_every_versions_docs(make_settings: Callabl
             assert f'href="/api{prefix}/docs"' in response.text
             assert f'href="/api{prefix}/redoc"' in response.text
         assert "use /v3 instead" in response.text
+
+
+@pytest.mark.parametrize("page", ["docs", "redoc"])
+async def test_docs_pages_may_load_nothing_from_elsewhere(
+    make_settings: Callable[..., Settings], page: str
+) -> None:
+    async for client in open_client(make_settings()):
+        response = await client.get(f"/v3/{page}")
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'self'" in policy
+        assert "img-src 'self' data:" in policy
+        inline_scripts = re.findall(r"<script>(.*?)</script>", response.text, re.DOTALL)
+        assert policy.count("'sha256-") == len(inline_scripts)
+        if page == "docs":
+            assert '"validatorUrl": null' in response.text
