@@ -7,12 +7,14 @@ from services.catalog.domain import Item, ItemChanges, NewItem
 from services.catalog.money import DEFAULT_CURRENCY, AmountError, Money, amount_text, cents_from_amount
 from services.catalog.store import CatalogStore
 from services.catalog.web import (
+    NOT_FOUND_RESPONSES,
     READINESS_CHECK_NAME,
     STORE_STATE_KEY,
     ItemIdPath,
     StoreDep,
     add_store_readiness_check,
     get_store,
+    item_not_found,
     location_of,
     store_lifespan,
     store_of,
@@ -20,6 +22,7 @@ from services.catalog.web import (
 
 __all__ = [
     "DEFAULT_CURRENCY",
+    "NOT_FOUND_RESPONSES",
     "READINESS_CHECK_NAME",
     "STORE_STATE_KEY",
     "AmountError",
@@ -37,6 +40,7 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "get_store",
+    "item_not_found",
     "location_of",
     "store_lifespan",
     "store_of",

@@ -9,9 +9,10 @@ the version app, wherever it is mounted.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import Depends, Path, Request
+from starlette.exceptions import HTTPException
 
 from gateway.health import ReadinessCheck, add_readiness_check
 from services.catalog.store import CatalogStore
@@ -69,6 +70,15 @@ def add_store_readiness_check(app: FastAPI) -> None:
         await store_of(app).ping()
 
     add_readiness_check(app, ReadinessCheck(name=READINESS_CHECK_NAME, probe=probe))
+
+
+# The one status the item routes raise themselves; the gateway documents the problem shape
+# of every error, the 422 included, when it mounts the app.
+NOT_FOUND_RESPONSES: dict[int | str, dict[str, Any]] = {404: {"description": "No item has this id."}}
+
+
+def item_not_found(item_id: int) -> HTTPException:
+    return HTTPException(404, f"item {item_id} does not exist")
 
 
 def location_of(request: Request, route_name: str, **path_params: object) -> str:

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from services.catalog import ItemIdPath, Money, NewItem, StoreDep, cents_from_amount, location_of
+from services.catalog import (
+    NOT_FOUND_RESPONSES,
+    ItemIdPath,
+    Money,
+    NewItem,
+    StoreDep,
+    cents_from_amount,
+    item_not_found,
+    location_of,
+)
 from services.v1.schemas import ItemIn, ItemOut
 
 router = APIRouter(prefix="/items", tags=["items"])
 
 _LOCATION_HEADER = {"Location": {"description": "Path of the new item.", "schema": {"type": "string"}}}
-# Only the statuses these routes raise themselves; the gateway documents the problem shape
-# of every error, the 422 included, when it mounts the app.
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No item has this id."}}
-
-
-def _not_found(item_id: int) -> HTTPException:
-    return HTTPException(404, f"item {item_id} does not exist")
 
 
 @router.get(
@@ -58,12 +59,12 @@ async def create_item(body: ItemIn, store: StoreDep, request: Request, response:
     name="read_item",
     operation_id="read_item",
     summary="Read an item",
-    responses=_NOT_FOUND,
+    responses=NOT_FOUND_RESPONSES,
 )
 async def read_item(item_id: ItemIdPath, store: StoreDep) -> ItemOut:
     item = await store.get_item(item_id)
     if item is None:
-        raise _not_found(item_id)
+        raise item_not_found(item_id)
     return ItemOut.of(item)
 
 
@@ -76,12 +77,12 @@ async def read_item(item_id: ItemIdPath, store: StoreDep) -> ItemOut:
         "Sets the name and the price's amount. What v1 does not show (a v2 description, tags,"
         " the price's currency) is left as it is."
     ),
-    responses=_NOT_FOUND,
+    responses=NOT_FOUND_RESPONSES,
 )
 async def replace_item(item_id: ItemIdPath, body: ItemIn, store: StoreDep) -> ItemOut:
     item = await store.update_item(item_id, {"name": body.name, "price_cents": cents_from_amount(body.price)})
     if item is None:
-        raise _not_found(item_id)
+        raise item_not_found(item_id)
     return ItemOut.of(item)
 
 
@@ -91,8 +92,8 @@ async def replace_item(item_id: ItemIdPath, body: ItemIn, store: StoreDep) -> It
     operation_id="delete_item",
     status_code=204,
     summary="Delete an item",
-    responses=_NOT_FOUND,
+    responses=NOT_FOUND_RESPONSES,
 )
 async def delete_item(item_id: ItemIdPath, store: StoreDep) -> None:
     if not await store.delete_item(item_id):
-        raise _not_found(item_id)
+        raise item_not_found(item_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from pydantic import MISSING
@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from services.catalog import (
+    NOT_FOUND_RESPONSES,
     InvalidCursorError,
     ItemChanges,
     ItemIdPath,
@@ -19,6 +20,7 @@ from services.catalog import (
     cents_from_amount,
     decode_cursor,
     encode_cursor,
+    item_not_found,
     location_of,
 )
 from services.catalog.tables import TAG_MAX_LENGTH
@@ -27,13 +29,6 @@ from services.v2.schemas import ItemCreate, ItemOut, ItemPage, ItemPatch
 router = APIRouter(prefix="/items", tags=["items"])
 
 _LOCATION_HEADER = {"Location": {"description": "Path of the new item.", "schema": {"type": "string"}}}
-# Only the statuses these routes raise themselves; the gateway documents the problem shape
-# of every error, the 422 included, when it mounts the app.
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No item has this id."}}
-
-
-def _not_found(item_id: int) -> HTTPException:
-    return HTTPException(404, f"item {item_id} does not exist")
 
 
 @router.get(
@@ -96,12 +91,12 @@ async def create_item(body: ItemCreate, store: StoreDep, request: Request, respo
     name="read_item",
     operation_id="read_item",
     summary="Read an item",
-    responses=_NOT_FOUND,
+    responses=NOT_FOUND_RESPONSES,
 )
 async def read_item(item_id: ItemIdPath, store: StoreDep) -> ItemOut:
     item = await store.get_item(item_id)
     if item is None:
-        raise _not_found(item_id)
+        raise item_not_found(item_id)
     return ItemOut.of(item)
 
 
@@ -114,12 +109,12 @@ async def read_item(item_id: ItemIdPath, store: StoreDep) -> ItemOut:
         "Only the fields in the body change; ``tags`` replaces the whole set, ``description``"
         " may be null. A price without ``currency`` keeps the item's currency."
     ),
-    responses=_NOT_FOUND,
+    responses=NOT_FOUND_RESPONSES,
 )
 async def update_item(item_id: ItemIdPath, body: ItemPatch, store: StoreDep) -> ItemOut:
     item = await store.update_item(item_id, _changes_of(body))
     if item is None:
-        raise _not_found(item_id)
+        raise item_not_found(item_id)
     return ItemOut.of(item)
 
 
@@ -129,11 +124,11 @@ async def update_item(item_id: ItemIdPath, body: ItemPatch, store: StoreDep) -> 
     operation_id="delete_item",
     status_code=204,
     summary="Delete an item",
-    responses=_NOT_FOUND,
+    responses=NOT_FOUND_RESPONSES,
 )
 async def delete_item(item_id: ItemIdPath, store: StoreDep) -> None:
     if not await store.delete_item(item_id):
-        raise _not_found(item_id)
+        raise item_not_found(item_id)
 
 
 def _changes_of(patch: ItemPatch) -> ItemChanges:
