@@ -63,6 +63,59 @@ class Settings(BaseSettings):
     readiness_timeout: float = Field(
         default=0.8, gt=0, le=30, description="Seconds each readiness check may take before it fails."
     )
+    # Serving: Gunicorn's process group and the HTTP limits the gateway enforces itself.
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Worker processes; default: WEB_CONCURRENCY, else the CPUs this process may use (cgroup quota and affinity).",
+    )
+    worker_timeout: float = Field(
+        default=30, gt=0, description="Seconds a silent worker lives before it is replaced."
+    )
+    graceful_timeout: float = Field(
+        default=30, gt=0, description="Seconds in-flight requests get to finish on SIGTERM or SIGHUP."
+    )
+    prestop_delay: float = Field(
+        default=0,
+        ge=0,
+        description="Seconds to keep serving, with readiness 503, after SIGTERM (Kubernetes preStop).",
+    )
+    keepalive: float = Field(default=5, gt=0, description="Seconds an idle keep-alive connection stays open.")
+    max_requests: int = Field(
+        default=0, ge=0, description="Replace a worker after this many requests (0: never)."
+    )
+    max_requests_jitter: int = Field(
+        default=0, ge=0, description="Random extra requests, so workers do not restart together."
+    )
+    preload_app: bool = Field(
+        default=False, description="Import the app in the arbiter before forking workers."
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies trusted for X-Forwarded-For/-Proto (comma-separated, or '*').",
+    )
+    max_request_line: int = Field(
+        default=8192, ge=256, description="Longest request line in bytes; over it: 414."
+    )
+    max_header_count: int = Field(
+        default=100, ge=1, description="Most request headers (Envoy's default); over it: 431."
+    )
+    max_header_bytes: int = Field(
+        default=60 * 1024,
+        ge=1024,
+        description="Largest header block in bytes (Envoy's 60 KiB); over it: 431.",
+    )
+    header_timeout: float = Field(
+        default=10,
+        gt=0,
+        description="Seconds a client may take to send its request headers; then the connection closes.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections per worker before new requests get 503 (health probes never).",
+    )
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(default=True, description="Write one JSON line per request.")
 
