@@ -27,7 +27,7 @@ def route_template(scope: Scope) -> str | None:
 
 
 def log_access(
-    scope: Scope, *, status: int, duration_ms: float, request_id: str, version: str | None
+    scope: Scope, *, status: int, duration_ms: float, request_id: str, version: str | None, route: str | None
 ) -> None:
     client = scope.get("client")
     access_logger.info(
@@ -39,7 +39,7 @@ def log_access(
             "method": scope["method"],
             "path": scope["path"],
             "api_version": version,
-            "route": route_template(scope),
+            "route": route,
             "status": status,
             "duration_ms": round(duration_ms, 3),
             "request_id": request_id,

@@ -16,6 +16,7 @@ from gateway.edge import GatewayEdge
 from gateway.errors import install_error_handlers
 from gateway.health import HealthState, health_routes
 from gateway.lifecycle import version_policies
+from gateway.metrics import GatewayMetrics, metrics_route
 from gateway.registry import mount_versions
 from gateway.settings import Settings, load_settings
 
@@ -31,11 +32,13 @@ PACKAGE_NAME = "versioned-api-gateway"
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings if settings is not None else load_settings()
     versions = mount_versions(settings)
+    metrics = GatewayMetrics() if settings.metrics_enabled else None
     health = HealthState(
         checks=[check for version in versions for check in version.readiness_checks],
         default_timeout=settings.readiness_timeout,
         release=package_version(PACKAGE_NAME),
         versions=settings.versions,
+        on_readiness=metrics.set_ready if metrics is not None else None,
     )
 
     app = Starlette(
@@ -44,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # in order. Their prefixes never shadow the root's own (see RESERVED_PREFIXES).
             *(Mount(version.entry.prefix, app=version, name=version.entry.name) for version in versions),
             *health_routes(health),
+            *([metrics_route(metrics)] if metrics is not None and settings.metrics_port is None else []),
             *discovery_routes(settings.versions),
             docs_assets_mount(),
         ],
@@ -53,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 policies=version_policies(settings.versions, settings.enforce_sunset),
                 max_body_size=settings.max_body_size,
                 access_log=settings.access_log,
+                metrics=metrics,
             )
         ],
         lifespan=_run_version_lifespans(versions, health),

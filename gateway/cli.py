@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 from gateway.logs import logging_config
 from gateway.settings import Settings, describe_validation_error, load_settings
 
+GUNICORN_CONFIG_MODULE = "gateway.serving.gunicorn_conf"
 SOURCE_FOLDERS = [
     str(Path(__file__).resolve().parent),
     str(Path(__file__).resolve().parent.parent / "services"),
@@ -28,13 +30,13 @@ def _load_settings() -> Settings:
 
 def _print_where(settings: Settings, host: str, port: int) -> None:
     if port == 0:
-        print("gateway: the port is chosen at start-up; see the 'running on' line below", file=sys.stderr)
+        print("gateway: the port is chosen at start-up; see the 'Listening at' line below", file=sys.stderr)
         return
     base = f"http://{host}:{port}{settings.root_path}"
     print(f"gateway: versions at {base}/ , docs at {base}/docs , health at {base}/health", file=sys.stderr)
 
 
-def _run_uvicorn(arguments: argparse.Namespace, *, reload: bool) -> None:
+def _run_uvicorn(arguments: argparse.Namespace) -> None:
     import uvicorn
 
     settings = _load_settings()
@@ -47,11 +49,31 @@ def _run_uvicorn(arguments: argparse.Namespace, *, reload: bool) -> None:
         host=host,
         port=port,
         root_path=settings.root_path,
-        reload=reload,
-        reload_dirs=SOURCE_FOLDERS if reload else None,
+        reload=True,
+        reload_dirs=SOURCE_FOLDERS,
         log_config=logging_config(settings.log_level),
         access_log=False,  # The gateway writes its own structured access line.
     )
+
+
+def _run_gunicorn(arguments: argparse.Namespace) -> None:
+    settings = _load_settings()
+    host = arguments.host or settings.host
+    port = arguments.port if arguments.port is not None else settings.port
+    _print_where(settings, host, port)
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        f"python:{GUNICORN_CONFIG_MODULE}",
+        "--bind",
+        f"{host}:{port}",
+        *(["--workers", str(arguments.workers)] if arguments.workers else []),
+        "gateway.app:create_app()",
+    ]
+    # exec, not a child: signals from the terminal, systemd or Kubernetes reach the arbiter itself.
+    os.execv(sys.executable, command)  # noqa: S606 - a fixed command, no shell
 
 
 def _config(arguments: argparse.Namespace) -> None:
@@ -64,14 +86,21 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("config", help="print the effective settings, secrets redacted").set_defaults(
         run=_config
     )
-    for name, reload, description in (
-        ("dev", True, "run Uvicorn with reload, watching only the source folders"),
-        ("serve", False, "run the gateway in the foreground"),
-    ):
-        command = commands.add_parser(name, help=description)
+    dev = commands.add_parser("dev", help="run Uvicorn with reload, watching only the source folders")
+    dev.set_defaults(run=_run_uvicorn)
+    serve = commands.add_parser(
+        "serve", help="run the production process group: Gunicorn with the gateway's workers"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: GATEWAY_WORKERS, WEB_CONCURRENCY, or the usable CPUs)",
+    )
+    serve.set_defaults(run=_run_gunicorn)
+    for command in (dev, serve):
         command.add_argument("--host", default=None, help="bind address (default: GATEWAY_HOST)")
         command.add_argument("--port", type=int, default=None, help="bind port (default: GATEWAY_PORT)")
-        command.set_defaults(run=lambda arguments, reload=reload: _run_uvicorn(arguments, reload=reload))
     return parser
 
 

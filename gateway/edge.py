@@ -8,12 +8,13 @@ wrapper instead of four stacked layers. Each concern's logic lives in its own mo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from typing import TYPE_CHECKING
 
-from gateway.access_log import log_access
+from gateway.access_log import log_access, route_template
 from gateway.body_limit import RequestBodyTooLarge, declared_too_large, limited_receive
 from gateway.errors import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.request_context import REQUEST_ID_HEADER, accept_or_generate_request_id, bind_request_id
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from gateway.lifecycle import VersionPolicy
+    from gateway.metrics import GatewayMetrics
 
 logger = logging.getLogger("gateway.edge")
 
@@ -56,11 +58,13 @@ class GatewayEdge:
         policies: dict[str, VersionPolicy],
         max_body_size: int,
         access_log: bool,
+        metrics: GatewayMetrics | None,
     ) -> None:
         self.app = app
         self.policies = policies
         self.max_body_size = max_body_size
         self.access_log = access_log
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,6 +72,8 @@ class GatewayEdge:
             return
 
         started = time.perf_counter()
+        if self.metrics is not None:
+            self.metrics.in_flight.inc()
         incoming_id = content_length = None
         has_body = False
         for name, value in scope["headers"]:
@@ -118,6 +124,11 @@ class GatewayEdge:
                 raise
             status = 413
             await self._refuse_body(scope, send, extra_headers)
+        except asyncio.CancelledError:
+            # The server cut the request: the graceful timeout ran out during shutdown.
+            logger.warning("request cut before it finished: %s %s", scope["method"], scope["path"])
+            status = status if response_started else 503
+            raise
         except Exception:
             logger.exception(
                 "unhandled error serving %s %s",
@@ -133,10 +144,19 @@ class GatewayEdge:
             body = problem_body(500, "The server failed to handle the request.", instance=scope["path"])
             await _send_json(send, 500, _dumps(body), extra_headers)
         finally:
+            seconds = time.perf_counter() - started
+            route = route_template(scope)
+            if self.metrics is not None:
+                self.metrics.in_flight.dec()
+                self.metrics.observe(version, route, scope["method"], status, seconds)
             if self.access_log:
-                duration_ms = (time.perf_counter() - started) * 1000
                 log_access(
-                    scope, status=status, duration_ms=duration_ms, request_id=request_id, version=version
+                    scope,
+                    status=status,
+                    duration_ms=seconds * 1000,
+                    request_id=request_id,
+                    version=version,
+                    route=route,
                 )
 
     async def _refuse_body(self, scope: Scope, send: Send, extra_headers: list[tuple[bytes, bytes]]) -> None:

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-# RFC 9110 renamed these two; Python's HTTPStatus has the new names only from 3.13.
-_RFC_9110_PHRASES = {413: "Content Too Large", 422: "Unprocessable Content"}
+# RFC 9110 renamed these; Python's HTTPStatus has the new names only from 3.13.
+_RFC_9110_PHRASES = {413: "Content Too Large", 414: "URI Too Long", 422: "Unprocessable Content"}
 logger = logging.getLogger("gateway.errors")
 
 

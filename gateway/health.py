@@ -47,6 +47,14 @@ def add_readiness_check(app: Starlette, check: ReadinessCheck) -> None:
     setattr(app.state, READINESS_CHECKS_STATE_KEY, [*checks, check])
 
 
+def begin_draining(app: object) -> None:
+    """Turn readiness to 503 for the gateway app ``app``; the server calls this on SIGTERM."""
+    state = getattr(app, "state", None)
+    health = getattr(state, "health", None)
+    if isinstance(health, HealthState):
+        health.begin_draining()
+
+
 def readiness_checks_of(app: Starlette) -> list[ReadinessCheck]:
     return list(getattr(app.state, READINESS_CHECKS_STATE_KEY, []))
 
@@ -66,9 +74,16 @@ class HealthState:
     started_monotonic: float = field(default_factory=time.monotonic)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     draining: bool = False
+    # Told each readiness verdict, e.g. to export it as a metric.
+    on_readiness: Callable[[bool], None] | None = None
 
     def begin_draining(self) -> None:
         self.draining = True
+        self.report_readiness(ready=False)
+
+    def report_readiness(self, *, ready: bool) -> None:
+        if self.on_readiness is not None:
+            self.on_readiness(ready)
 
     async def run_checks(self) -> dict[str, list[dict[str, Any]]]:
         results = await asyncio.gather(*(self._run(check) for check in self.checks))
@@ -108,6 +123,7 @@ def health_routes(state: HealthState) -> list[Route]:
     async def ready(request: Request) -> Response:
         checks = await state.run_checks()
         status = _overall(checks, state.draining)
+        state.report_readiness(ready=status == "pass")
         body: dict[str, Any] = {"status": status, "checks": checks}
         if state.draining:
             body["output"] = "draining: the process is shutting down"

@@ -51,9 +51,12 @@ def logging_config(level: str = "info") -> dict[str, Any]:
         },
         "handlers": {"default": handler},
         "loggers": {
-            # The gateway writes its own access line; Uvicorn's would be a second one.
+            # The gateway writes its own access line; Uvicorn's and Gunicorn's would be a second.
             "uvicorn.access": {"level": "WARNING"},
+            "gunicorn.access": {"level": "WARNING"},
             "uvicorn": {"level": level.upper()},
+            # Gunicorn sets propagate=False on its error log, so it gets the handler itself.
+            "gunicorn.error": {"level": level.upper(), "handlers": ["default"], "propagate": False},
         },
         "root": {"handlers": ["default"], "level": level.upper()},
     }

@@ -7,9 +7,9 @@ are read too. Tests build ``Settings(...)`` directly and never touch ``os.enviro
 from __future__ import annotations
 
 import os
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -69,10 +69,10 @@ class Settings(BaseSettings):
         ge=1,
         description="Worker processes; default: WEB_CONCURRENCY, else the CPUs this process may use (cgroup quota and affinity).",
     )
-    worker_timeout: float = Field(
+    worker_timeout: int = Field(
         default=30, gt=0, description="Seconds a silent worker lives before it is replaced."
     )
-    graceful_timeout: float = Field(
+    graceful_timeout: int = Field(
         default=30, gt=0, description="Seconds in-flight requests get to finish on SIGTERM or SIGHUP."
     )
     prestop_delay: float = Field(
@@ -80,7 +80,7 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds to keep serving, with readiness 503, after SIGTERM (Kubernetes preStop).",
     )
-    keepalive: float = Field(default=5, gt=0, description="Seconds an idle keep-alive connection stays open.")
+    keepalive: int = Field(default=5, gt=0, description="Seconds an idle keep-alive connection stays open.")
     max_requests: int = Field(
         default=0, ge=0, description="Replace a worker after this many requests (0: never)."
     )
@@ -115,12 +115,26 @@ class Settings(BaseSettings):
         ge=1,
         description="Open connections per worker before new requests get 503 (health probes never).",
     )
-    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
+    metrics_enabled: bool = Field(
+        default=True, description="Collect Prometheus metrics and serve them at /metrics."
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics on this port of its own (under Gunicorn) instead.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(default=True, description="Write one JSON line per request.")
 
-    def env_name(self, field: str) -> str:
-        return f"{ENV_PREFIX}{field.upper()}"
+    @model_validator(mode="after")
+    def _leave_time_to_drain(self) -> Self:
+        if self.prestop_delay + 1 > self.graceful_timeout:
+            raise ValueError(
+                "GATEWAY_PRESTOP_DELAY must end at least 1 s before GATEWAY_GRACEFUL_TIMEOUT, "
+                "or in-flight requests get no time to finish"
+            )
+        return self
 
     def redacted(self) -> dict[str, object]:
         """The effective settings with passwords and secrets hidden, for ``gateway config``."""

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import catalog_versions, probe_version
-from tests.e2e.servers import (
+from tests.servers import (
     BehindProxy,
     ServerProcess,
     path_stripping_proxy,

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.e2e.conftest import PROXY_PREFIX
-from tests.e2e.servers import LOOPBACK, BehindProxy, ServerProcess, loopback_client
+from tests.servers import LOOPBACK, BehindProxy, ServerProcess, loopback_client
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page, Route

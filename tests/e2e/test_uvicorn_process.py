@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import probe_version
 from tests.e2e.conftest import PROXY_PREFIX
-from tests.e2e.servers import (
+from tests.servers import (
+    GUNICORN_CLEAN_STOP,
     BehindProxy,
     ServerProcess,
     gateway_serve_command,
@@ -197,7 +198,9 @@ def send_requests_with_known_ids(origin: str) -> None:
 
 def test_gateway_serve_writes_one_json_access_line_per_request(tmp_path: Path) -> None:
     environment = server_environment(tmp_path, versions=[probe_version("/v3")])
-    with running_server(gateway_serve_command(), environment, tmp_path) as server:
+    with running_server(
+        gateway_serve_command(), environment, tmp_path, clean_stop=GUNICORN_CLEAN_STOP
+    ) as server:
         send_requests_with_known_ids(server.origin)
     # Read after the server stopped: every line it wrote has been flushed and collected.
     lines = server.stdout.lines()

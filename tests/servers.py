@@ -34,19 +34,21 @@ if TYPE_CHECKING:
     from gateway.versions import VersionEntry
 
 LOOPBACK = "127.0.0.1"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 GATEWAY_COMMAND = Path(sys.executable).parent / "gateway"
 
 # Uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the default
 # handler, so a clean stop ends "killed by SIGTERM" (https://github.com/encode/uvicorn/pull/1600).
-CLEAN_STOP_RETURNCODE = -signal.SIGTERM
+UVICORN_CLEAN_STOP = -signal.SIGTERM
+# Gunicorn's arbiter exits 0 once its workers have drained.
+GUNICORN_CLEAN_STOP = 0
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 _POLL_INTERVAL = 0.05
 _MAX_POLLS = int(START_TIMEOUT / _POLL_INTERVAL) + 1
-# The line Uvicorn logs once it listens; with --port 0 it names the port the OS chose.
-# It matches Uvicorn's plain log and the gateway's JSON log alike.
-_LISTENING = re.compile(rf"Uvicorn running on http://{re.escape(LOOPBACK)}:(\d+)")
+# The line Uvicorn or Gunicorn logs once it listens; with port 0 it names the port the OS
+# chose. It matches the plain logs and the gateway's JSON log alike.
+_LISTENING = re.compile(rf"(?:Uvicorn running on|Listening at:) http://{re.escape(LOOPBACK)}:(\d+)")
 
 
 def uvicorn_command(*, root_path: str = "") -> list[str]:
@@ -56,9 +58,9 @@ def uvicorn_command(*, root_path: str = "") -> list[str]:
     return command + (["--root-path", root_path] if root_path else [])
 
 
-def gateway_serve_command() -> list[str]:
-    """``gateway serve``: Uvicorn with the gateway's JSON logging."""
-    return [str(GATEWAY_COMMAND), "serve", "--host", LOOPBACK, "--port", "0"]
+def gateway_serve_command(workers: int = 2) -> list[str]:
+    """``gateway serve``: Gunicorn with the gateway's workers and JSON logging."""
+    return [str(GATEWAY_COMMAND), "serve", "--host", LOOPBACK, "--port", "0", "--workers", str(workers)]
 
 
 def server_environment(
@@ -179,8 +181,10 @@ def _wait_until_ready(server: ServerProcess, deadline: float) -> None:
 
 
 @contextmanager
-def running_server(command: list[str], environment: dict[str, str], folder: Path) -> Iterator[ServerProcess]:
-    """Start ``command``, wait for /health/ready, and on exit stop it and require a clean exit."""
+def running_server(
+    command: list[str], environment: dict[str, str], folder: Path, *, clean_stop: int = UVICORN_CLEAN_STOP
+) -> Iterator[ServerProcess]:
+    """Start ``command``, wait for /health/ready, and on exit stop it and require ``clean_stop``."""
     process = subprocess.Popen(
         command,
         cwd=folder,
@@ -202,9 +206,7 @@ def running_server(command: list[str], environment: dict[str, str], folder: Path
         server.stop()
     output = server.output()
     assert not server.needed_sigkill, f"the gateway ignored SIGTERM for {STOP_TIMEOUT}s\n{output}"
-    assert server.returncode == CLEAN_STOP_RETURNCODE, (
-        f"the gateway exited with {server.returncode}\n{output}"
-    )
+    assert server.returncode == clean_stop, f"the gateway exited with {server.returncode}\n{output}"
     assert "Application shutdown complete." in output, output
     assert "Traceback" not in output, output
 

@@ -1,0 +1,78 @@
+"""Prometheus metrics, summed across every Gunicorn worker.
+
+Under Gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` (set by the Gunicorn config before any
+worker forks) makes prometheus_client keep each worker's values in files there, and a
+scrape of any worker reads them all. A lone process (tests, ``gateway dev``) keeps them
+in a registry of its own app. Labels are bounded: the route template, never the raw path.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.responses import Response
+from starlette.routing import Route
+
+MULTIPROCESS_DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# Latency buckets in seconds, from a cache hit to a request near the worker timeout.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_STATUS_CLASSES = {digit: f"{digit}xx" for digit in range(1, 6)}
+
+
+def multiprocess_registry() -> CollectorRegistry:
+    """A registry that reads the values every worker wrote (a scrape, or the arbiter's server)."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated upstream
+    return registry
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get(MULTIPROCESS_DIRECTORY_VARIABLE))
+        # In multiprocess mode the values live in files, and a scrape builds its own registry.
+        self._registry = None if self.multiprocess else CollectorRegistry()
+        labels = ["api_version", "route", "method", "status_class"]
+        self.requests = Counter("gateway_requests", "HTTP requests served.", labels, registry=self._registry)
+        self.duration = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from request to the end of the response.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self._registry,
+        )
+        self.in_flight = Gauge(
+            "gateway_requests_in_flight",
+            "Requests being served now.",
+            registry=self._registry,
+            multiprocess_mode="livesum",
+        )
+        self.ready = Gauge(
+            "gateway_ready",
+            "1 when the last readiness check passed and the process is not draining.",
+            registry=self._registry,
+            multiprocess_mode="livemin",
+        )
+
+    def observe(
+        self, version: str | None, route: str | None, method: str, status: int, seconds: float
+    ) -> None:
+        labels = (version or "", route or "unmatched", method, _STATUS_CLASSES.get(status // 100, "other"))
+        self.requests.labels(*labels).inc()
+        self.duration.labels(*labels).observe(seconds)
+
+    def set_ready(self, ready: bool) -> None:
+        self.ready.set(1 if ready else 0)
+
+    def render(self) -> bytes:
+        registry = self._registry if self._registry is not None else multiprocess_registry()
+        return generate_latest(registry)
+
+
+def metrics_route(metrics: GatewayMetrics) -> Route:
+    async def expose(request: object) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return Route("/metrics", expose, methods=["GET"], name="metrics")

@@ -1,0 +1,1 @@
+"""Serving the gateway in production: Gunicorn's process group of Uvicorn workers."""

@@ -1,0 +1,68 @@
+"""Gunicorn settings for the gateway, driven by the same Settings as the app.
+
+One source of truth: every value below comes from ``GATEWAY_*`` settings (environment,
+``.env``, secrets directory), so the app, the server and the manifests agree. The
+top-level ``gunicorn.conf.py`` is this module; ``gateway serve`` loads it by name so
+that it works from an installed wheel too.
+"""
+
+import os
+import tempfile
+
+from gateway.logs import logging_config
+from gateway.serving.cpus import default_worker_count
+from gateway.settings import load_settings
+
+_settings = load_settings()
+
+# Where to listen.
+bind = [f"{_settings.host}:{_settings.port}"]
+# Worker processes: GATEWAY_WORKERS, else WEB_CONCURRENCY, else one per usable CPU
+# (the cgroup quota and affinity mask, not the host's core count).
+workers = _settings.workers or default_worker_count()
+# The gateway's own Uvicorn worker (graceful timeout, limits, drain, quick exit).
+worker_class = "gateway.serving.worker.GatewayWorker"
+# A worker silent this long is killed and replaced.
+timeout = _settings.worker_timeout
+# Seconds from SIGTERM (or HUP) until Gunicorn kills what still runs.
+graceful_timeout = _settings.graceful_timeout
+# Idle seconds a keep-alive connection stays open.
+keepalive = _settings.keepalive
+# Recycle workers after this many requests (0: never), with jitter so they do not restart together.
+max_requests = _settings.max_requests
+max_requests_jitter = _settings.max_requests_jitter
+# Import the app once in the arbiter before forking (see the README for the measurement).
+preload_app = _settings.preload_app
+# Heartbeat files in memory, not on a possibly slow or read-only disk.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - tmpfs by design
+# Proxies whose X-Forwarded-For/-Proto are believed.
+forwarded_allow_ips = _settings.forwarded_allow_ips
+# One JSON log format for Gunicorn, Uvicorn and the gateway.
+logconfig_dict = logging_config(_settings.log_level)
+# Metrics from every worker land in one directory and are summed at /metrics.
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="gateway-metrics-", dir=worker_tmp_dir)
+)
+
+
+# Gunicorn 27's control socket: unused here, and a second Gunicorn on the machine would
+# fight over its one default path.
+control_socket_disable = True
+
+
+def when_ready(server: object) -> None:
+    """With GATEWAY_METRICS_PORT, the arbiter serves every worker's metrics on a port of its own."""
+    if _settings.metrics_enabled and _settings.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from gateway.metrics import multiprocess_registry
+
+        start_http_server(_settings.metrics_port, addr=_settings.host, registry=multiprocess_registry())
+
+
+def child_exit(server: object, worker: object) -> None:
+    """Drop a dead worker's live gauges from the aggregated metrics."""
+    from prometheus_client import multiprocess
+
+    # prometheus_client ships this one function without annotations.
+    multiprocess.mark_process_dead(getattr(worker, "pid", 0))  # type: ignore[no-untyped-call]
