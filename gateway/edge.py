@@ -125,10 +125,17 @@ class GatewayEdge:
             status = 413
             await self._refuse_body(scope, send, extra_headers)
         except asyncio.CancelledError:
-            # The server cut the request: the graceful timeout ran out during shutdown.
+            # The server cut the request: a quick shutdown, or the graceful timeout ran out.
             logger.warning("request cut before it finished: %s %s", scope["method"], scope["path"])
-            status = status if response_started else 503
-            raise
+            if response_started:
+                raise  # Half a response: only dropping the connection tells the client.
+            # The request task ends here, answered: the client learns to retry elsewhere.
+            status = 503
+            body = problem_body(
+                503, "The server is shutting down; retry the request.", instance=scope["path"]
+            )
+            headers = [*extra_headers, (b"retry-after", b"1"), (b"connection", b"close")]
+            await _send_json(send, 503, _dumps(body), headers)
         except Exception:
             logger.exception(
                 "unhandled error serving %s %s",

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("gateway.http")
 
 HEALTH_PATH_PREFIX = b"/health/"
+# While draining, an idle keep-alive connection gets this long to bring one more request
+# (answered with Connection: close) before it is closed. A client in steady traffic sends
+# within milliseconds; closing at once would reset a request already on its way.
+DRAIN_IDLE_GRACE_SECONDS = 1.0
 # The request line is "METHOD SP target SP HTTP/1.1"; the method and version are short.
 _REQUEST_LINE_OVERHEAD = 32
 
@@ -108,11 +112,11 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def shutdown(self) -> None:
         self._draining = True
         if self.cycle is None or self.cycle.response_complete:
-            # Idle: leave it to the keep-alive timer (armed now if no request came yet),
-            # so a request already on its way is answered rather than reset.
-            if self.timeout_keep_alive_task is None and not self.transport.is_closing():
+            # Idle: a short grace instead of an immediate close (see DRAIN_IDLE_GRACE_SECONDS).
+            if not self.transport.is_closing():
+                self._unset_keepalive_if_required()
                 self.timeout_keep_alive_task = self.loop.call_later(
-                    self.timeout_keep_alive, self.timeout_keep_alive_handler
+                    min(self.timeout_keep_alive, DRAIN_IDLE_GRACE_SECONDS), self.timeout_keep_alive_handler
                 )
         else:
             self.cycle.keep_alive = False

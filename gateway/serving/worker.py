@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 # Room left between Uvicorn cutting the last requests and Gunicorn's SIGKILL, for the
 # lifespan shutdown (closing the store) to run.
 SHUTDOWN_MARGIN_SECONDS = 1.0
+# A quick shutdown (SIGQUIT, or SIGINT to the arbiter) still answers the requests it cuts
+# (503) and closes the store; it just does not wait for them.
+QUICK_EXIT_GRACE_SECONDS = 0.2
 
 
 def uvicorn_graceful_timeout(settings: Settings) -> float:
@@ -65,7 +68,9 @@ class DrainingServer(Server):
 
     def quick_exit(self) -> None:
         self._on_drain()
-        self.should_exit = self.force_exit = True
+        # Uvicorn annotates this int, but hands it to asyncio.wait_for, which takes any float.
+        self.config.timeout_graceful_shutdown = QUICK_EXIT_GRACE_SECONDS  # type: ignore[assignment]
+        self.should_exit = True
 
     async def on_tick(self, counter: int) -> bool:
         if self._exit_at is not None and time.monotonic() >= self._exit_at:

@@ -7,6 +7,7 @@ under any prefix) without touching the gateway's code.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -41,6 +42,10 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/hello", operation_id="say_hello")
     async def hello() -> dict[str, str]:
         return {"hello": "probe"}
+
+    @app.get("/pid", operation_id="worker_pid")
+    async def worker_pid() -> dict[str, int]:
+        return {"pid": os.getpid()}
 
     @app.post("/greetings", status_code=201, operation_id="create_greeting")
     async def greet(greeting: Greeting) -> Greeting:
