@@ -96,6 +96,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._reading_headers = False
         self._header_bytes_seen = 0
         self._header_tail = b""
+        self._request_line_ended = False
         self._header_count = 0
         self._draining = False
 
@@ -124,12 +125,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     # Parsing, with limits
 
     def data_received(self, data: bytes) -> None:
-        if self._reading_headers and self._header_block_too_large(data):
-            self._refuse(
-                _RefusedError(
-                    431, f"The request headers are larger than {self.limits.max_header_bytes} bytes."
-                )
-            )
+        if self._reading_headers and (refusal := self._check_request_head(data)) is not None:
+            self._refuse(refusal)
             return
         self._unset_keepalive_if_required()
         try:
@@ -183,15 +180,28 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     # Helpers
 
-    def _header_block_too_large(self, data: bytes) -> bool:
+    def _check_request_head(self, data: bytes) -> _RefusedError | None:
         """Count the bytes up to the blank line that ends the headers, before the parser
-        sees them: httptools buffers a header value of any size before calling back."""
+        sees them: httptools buffers a request line or header value of any size before
+        calling back, so its callbacks alone would not bound memory."""
+        line_limit = self.limits.max_request_line + _REQUEST_LINE_OVERHEAD
+        if not self._request_line_ended:
+            line_end = data.find(b"\n")
+            self._request_line_ended = line_end != -1
+            line_length = self._header_bytes_seen + (len(data) if line_end == -1 else line_end)
+            if line_length > line_limit:
+                return _RefusedError(
+                    414, f"The request target is longer than {self.limits.max_request_line} bytes."
+                )
         window = self._header_tail + data
         end = window.find(b"\r\n\r\n")
         self._header_bytes_seen += len(data) if end == -1 else max(0, end + 4 - len(self._header_tail))
         self._header_tail = data[-3:]
-        limit = self.limits.max_header_bytes + self.limits.max_request_line + _REQUEST_LINE_OVERHEAD
-        return self._header_bytes_seen > limit
+        if self._header_bytes_seen > self.limits.max_header_bytes + line_limit:
+            return _RefusedError(
+                431, f"The request headers are larger than {self.limits.max_header_bytes} bytes."
+            )
+        return None
 
     def _is_health_probe(self) -> bool:
         return bool(httptools.parse_url(self.url).path.startswith(HEALTH_PATH_PREFIX))
@@ -200,6 +210,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._reading_headers = True
         self._header_bytes_seen = 0
         self._header_tail = b""
+        self._request_line_ended = False
         self._cancel_header_timer()
         self._header_timer = self.loop.call_later(self.limits.header_timeout, self._header_timeout_expired)
 

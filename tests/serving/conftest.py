@@ -30,11 +30,13 @@ def worker_pids(server: ServerProcess) -> set[int]:
         return set()
 
 
-def resident_memory_kib(pid: int) -> int:
+def resident_memory_kib(pid: int, *, peak: bool = False) -> int:
+    """The process's resident memory now (VmRSS) or at its highest so far (VmHWM)."""
+    field = "VmHWM:" if peak else "VmRSS:"
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field):
             return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for {pid}")
+    raise AssertionError(f"no {field} for {pid}")
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
@@ -55,6 +57,7 @@ def gateway_group(tmp_path: Path) -> GatewayGroup:
 
     @contextmanager
     def start(*, workers: int = 2, graceful: bool = True, **settings: str) -> Iterator[ServerProcess]:
+        """``settings`` are Settings field names (``prestop_delay="2"``), passed as GATEWAY_* variables."""
         environment = server_environment(
             tmp_path, versions=[*catalog_versions(), probe_version("/v3")], **settings
         )

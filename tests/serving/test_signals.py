@@ -41,7 +41,7 @@ def _refuses_connections(port: int) -> bool:
 
 
 def test_sigterm_drains_in_flight_requests_and_exits_zero(gateway_group: GatewayGroup) -> None:
-    with gateway_group(GATEWAY_PRESTOP_DELAY="2", GATEWAY_GRACEFUL_TIMEOUT="15") as server:
+    with gateway_group(prestop_delay="2", graceful_timeout="15") as server:
         with ThreadPoolExecutor(SLOW_REQUESTS) as pool:
             futures = [pool.submit(_slow_request, server.origin, 4) for _ in range(SLOW_REQUESTS)]
             assert wait_for(lambda: _in_flight(server.origin) >= SLOW_REQUESTS, 10), (

@@ -1,0 +1,54 @@
+"""/metrics under Gunicorn sums what every worker served, whichever worker answers the scrape."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+
+from tests.servers import loopback_client
+from tests.serving.conftest import GatewayGroup, wait_for, worker_pids
+
+REQUESTS = 200
+_PID_ROUTE_COUNT = re.compile(
+    r'^gateway_requests_total\{[^}]*route="/v3/pid"[^}]*status_class="2xx"[^}]*\} (\S+)$', re.M
+)
+
+
+def test_metrics_count_requests_served_by_every_worker(gateway_group: GatewayGroup) -> None:
+    with gateway_group() as server:
+        pids = set()
+        for _ in range(REQUESTS):
+            # A new connection each time, so that both workers take some.
+            with loopback_client(server.origin) as client:
+                pids.add(client.get("/v3/pid").json()["pid"])
+        assert len(pids) == 2, "both workers served requests"
+
+        scraped_by = set()
+        totals = set()
+        for _ in range(20):
+            with loopback_client(server.origin) as client:
+                scraped_by.add(client.get("/v3/pid").json()["pid"])
+                text = client.get("/metrics").text
+            totals.add(sum(float(value) for value in _PID_ROUTE_COUNT.findall(text)))
+        # Each scrape also counted one more /v3/pid request; all scrapes agree on the sum so far.
+        assert min(totals) >= REQUESTS
+        assert max(totals) == REQUESTS + 20
+        assert len(scraped_by) == 2, "the scrapes were answered by both workers"
+
+
+def test_a_killed_workers_counts_survive_its_death(gateway_group: GatewayGroup) -> None:
+    with gateway_group() as server:
+        served_by: dict[int, int] = {}
+        for _ in range(60):
+            with loopback_client(server.origin) as client:
+                pid = client.get("/v3/pid").json()["pid"]
+            served_by[pid] = served_by.get(pid, 0) + 1
+        victim = min(served_by)
+        os.kill(victim, signal.SIGKILL)
+        assert wait_for(lambda: victim not in worker_pids(server) and len(worker_pids(server)) == 2, 15)
+        with loopback_client(server.origin) as client:
+            text = client.get("/metrics").text
+        # Counters keep what the dead worker served; its live gauges are dropped (child_exit).
+        assert sum(float(value) for value in _PID_ROUTE_COUNT.findall(text)) == 60
+        assert re.search(r"^gateway_requests_in_flight 1\.0$", text, re.M), "only the scrape is in flight"
