@@ -69,6 +69,10 @@ class Settings(BaseSettings):
         ge=1,
         description="Worker processes; default: WEB_CONCURRENCY, else the CPUs this process may use (cgroup quota and affinity).",
     )
+    worker_class: str = Field(
+        default="gateway.serving.worker.GatewayWorker",
+        description="Gunicorn worker class; 'asgi' is Gunicorn 27's native worker (see the README).",
+    )
     worker_timeout: int = Field(
         default=30, gt=0, description="Seconds a silent worker lives before it is replaced."
     )

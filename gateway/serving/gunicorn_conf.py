@@ -21,7 +21,7 @@ bind = [f"{_settings.host}:{_settings.port}"]
 # (the cgroup quota and affinity mask, not the host's core count).
 workers = _settings.workers or default_worker_count()
 # The gateway's own Uvicorn worker (graceful timeout, limits, drain, quick exit).
-worker_class = "gateway.serving.worker.GatewayWorker"
+worker_class = _settings.worker_class
 # A worker silent this long is killed and replaced.
 timeout = _settings.worker_timeout
 # Seconds from SIGTERM (or HUP) until Gunicorn kills what still runs.
