@@ -127,3 +127,20 @@ def test_a_killed_worker_is_replaced_and_service_continues(gateway_group: Gatewa
         print(
             f"SIGKILL: {failed_during_respawn} of {report.succeeded + failed_during_respawn} failed during the respawn"
         )
+
+
+def test_a_request_still_running_at_the_graceful_timeout_is_cut_and_logged(
+    gateway_group: GatewayGroup,
+) -> None:
+    with gateway_group(graceful_timeout="3") as server, ThreadPoolExecutor(1) as pool:
+        stuck = pool.submit(_slow_request, server.origin, 20)
+        assert wait_for(lambda: _in_flight(server.origin) >= 1, 10)
+        sent = time.monotonic()
+        os.kill(server.process.pid, signal.SIGTERM)
+        cut = stuck.result(timeout=15)
+        elapsed = time.monotonic() - sent
+        assert server.process.wait(15) == 0
+    assert cut.status_code == 503
+    assert cut.headers["retry-after"] == "1"
+    assert elapsed < 3, f"cut after {elapsed:.1f}s, the graceful timeout is 3 s"
+    assert any("request cut before it finished: GET /v3/slow" in line for line in server.stdout.lines())
