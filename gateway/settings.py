@@ -7,9 +7,10 @@ are read too. Tests build ``Settings(...)`` directly and never touch ``os.enviro
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -127,6 +128,38 @@ class Settings(BaseSettings):
         ge=1,
         le=65535,
         description="Serve /metrics on this port of its own (under Gunicorn) instead.",
+    )
+    # Service-to-service TLS. The default paths are the ones `gateway certs init` writes.
+    tls_mode: Literal["off", "tls", "mtls", "mtls-optional"] = Field(
+        default="off",
+        description="off; tls (server certificate); mtls (client certificate required); mtls-optional.",
+    )
+    tls_certfile: Path = Field(
+        default=Path("certs/server.pem"), description="The server's certificate chain (PEM)."
+    )
+    tls_keyfile: Path = Field(
+        default=Path("certs/server-key.pem"), description="The server's private key (PEM)."
+    )
+    tls_key_password: SecretStr | None = Field(
+        default=None, description="Password of the server's private key."
+    )
+    tls_ca_file: Path = Field(
+        default=Path("certs/ca.pem"), description="CA(s) that sign client certificates (PEM)."
+    )
+    tls_crl_file: Path | None = Field(default=None, description="Revoked client certificates (PEM CRL).")
+    tls_server_names: list[str] = Field(
+        default_factory=list,
+        description="Extra DNS names or IPs for the server certificate `gateway certs init` issues.",
+    )
+    tls_trust_domain: str = Field(
+        default="gateway.local",
+        pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$",
+        description="SPIFFE trust domain of service identities: spiffe://<trust domain>/service/<name>.",
+    )
+    tls_expiry_warning_days: int = Field(
+        default=14,
+        ge=0,
+        description="Days before the server certificate expires when /health starts to warn.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(default=True, description="Write one JSON line per request.")
