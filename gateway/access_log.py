@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from starlette.routing import Mount
 
+from gateway.tls.identity import identity_of
+
 if TYPE_CHECKING:
     from starlette.types import Scope
 
@@ -44,5 +46,6 @@ def log_access(
             "duration_ms": round(duration_ms, 3),
             "request_id": request_id,
             "client": f"{client[0]}:{client[1]}" if client else None,
+            "identity": identity.spiffe_id if (identity := identity_of(scope)) is not None else None,
         },
     )

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from gateway.cli_certs import add_certs_commands
 from gateway.logs import logging_config
 from gateway.settings import Settings, describe_validation_error, load_settings
+from gateway.tls.context import TLSConfigurationError, server_context
 
 GUNICORN_CONFIG_MODULE = "gateway.serving.gunicorn_conf"
 SOURCE_FOLDERS = [
@@ -56,8 +58,17 @@ def _run_uvicorn(arguments: argparse.Namespace) -> None:
     )
 
 
+def _check_tls(settings: Settings) -> None:
+    try:
+        server_context(settings)
+    except TLSConfigurationError as error:
+        print(f"gateway: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def _run_gunicorn(arguments: argparse.Namespace) -> None:
     settings = _load_settings()
+    _check_tls(settings)
     host = arguments.host or settings.host
     port = arguments.port if arguments.port is not None else settings.port
     _print_where(settings, host, port)
@@ -86,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("config", help="print the effective settings, secrets redacted").set_defaults(
         run=_config
     )
+    add_certs_commands(commands)
     dev = commands.add_parser("dev", help="run Uvicorn with reload, watching only the source folders")
     dev.set_defaults(run=_run_uvicorn)
     serve = commands.add_parser(

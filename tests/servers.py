@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -114,6 +115,7 @@ class ServerProcess:
     stdout: _OutputReader
     stderr: _OutputReader
     origin: str = ""
+    tls: ssl.SSLContext | None = None  # The client side of the server's TLS, when it has any.
     returncode: int | None = field(default=None, init=False)
     needed_sigkill: bool = field(default=False, init=False)
 
@@ -140,9 +142,16 @@ class ServerProcess:
         return self.returncode
 
 
-def loopback_client(origin: str) -> httpx.Client:
+def loopback_client(origin: str, tls: ssl.SSLContext | None = None) -> httpx.Client:
+    """A client of ``origin``; for https, ``tls`` carries the CA and any client certificate.
+
+    An ``ssl.SSLContext`` rather than httpx's ``verify="ca.pem"`` plus ``cert=``: that pair
+    silently sends no client certificate (httpx PR #3718).
+    """
     # trust_env=False: an HTTP(S)_PROXY in the environment must not reroute loopback traffic.
-    return httpx.Client(base_url=origin, timeout=5.0, trust_env=False)
+    return httpx.Client(
+        base_url=origin, timeout=5.0, trust_env=False, verify=tls if tls is not None else True
+    )
 
 
 def _wait_until_listening(server: ServerProcess, deadline: float) -> str:
@@ -150,7 +159,8 @@ def _wait_until_listening(server: ServerProcess, deadline: float) -> str:
         # Uvicorn logs to stderr; under ``gateway serve`` every log line is JSON on stdout.
         listening = server.stderr.search(_LISTENING) or server.stdout.search(_LISTENING)
         if listening is not None:
-            return f"http://{LOOPBACK}:{listening.group(1)}"
+            scheme = "https" if server.tls is not None else "http"
+            return f"{scheme}://{LOOPBACK}:{listening.group(1)}"
         if server.process.poll() is not None or time.monotonic() > deadline:
             break
         time.sleep(_POLL_INTERVAL)
@@ -161,7 +171,7 @@ def _wait_until_listening(server: ServerProcess, deadline: float) -> str:
 
 def _wait_until_ready(server: ServerProcess, deadline: float) -> None:
     last_answer = "no answer"
-    with loopback_client(server.origin) as client:
+    with loopback_client(server.origin, server.tls) as client:
         for _attempt in range(_MAX_POLLS):
             if server.process.poll() is not None or time.monotonic() > deadline:
                 break
@@ -188,6 +198,7 @@ def running_server(
     *,
     clean_stop: int = UVICORN_CLEAN_STOP,
     graceful: bool = True,
+    tls: ssl.SSLContext | None = None,
 ) -> Iterator[ServerProcess]:
     """Start ``command``, wait for /health/ready, and on exit stop it and require ``clean_stop``
     (and, when ``graceful``, the lifespan shutdown that a quick exit skips)."""
@@ -202,7 +213,7 @@ def running_server(
     )
     assert process.stdout is not None
     assert process.stderr is not None
-    server = ServerProcess(process, _OutputReader(process.stdout), _OutputReader(process.stderr))
+    server = ServerProcess(process, _OutputReader(process.stdout), _OutputReader(process.stderr), tls=tls)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         server.origin = _wait_until_listening(server, deadline)

@@ -7,13 +7,21 @@ that it works from an installed wheel too.
 """
 
 import os
+import sys
 import tempfile
 
 from gateway.logs import logging_config
 from gateway.serving.cpus import default_worker_count
 from gateway.settings import load_settings
+from gateway.tls.context import TLSConfigurationError, server_context
 
 _settings = load_settings()
+try:
+    # Checked in the arbiter before any worker forks: a TLS set-up failure stops the start
+    # with one line naming the setting, rather than a worker boot loop (or plain HTTP).
+    server_context(_settings)
+except TLSConfigurationError as _error:
+    sys.exit(f"gateway: {_error}")
 
 # Where to listen.
 bind = [f"{_settings.host}:{_settings.port}"]

@@ -25,6 +25,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.errors import PROBLEM_CONTENT_TYPE, problem_body
+from gateway.tls.scope import ServerTLS, connection_tls_extension
 
 if TYPE_CHECKING:
     import asyncio
@@ -89,6 +90,7 @@ async def _overloaded(scope: Scope, receive: Receive, send: Send) -> None:
 class GatewayHttpProtocol(HttpToolsProtocol):
     # Set by ``protocol_class`` on a subclass: Uvicorn builds protocols from a class alone.
     limits: ClassVar[HttpLimits]
+    tls: ClassVar[ServerTLS | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -99,11 +101,16 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._request_line_ended = False
         self._header_count = 0
         self._draining = False
+        self._tls_extension: dict[str, Any] | None = None
 
     # Connection life
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and self.tls is not None:
+            # Once per connection: every request on it has the same peer and cipher.
+            self._tls_extension = connection_tls_extension(ssl_object, self.tls)
         self._start_reading_headers()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -146,6 +153,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        if self._tls_extension is not None:
+            # Shared by the connection's requests; the ASGI spec makes it read-only.
+            self.scope["extensions"] = {"tls": self._tls_extension}  # type: ignore[dict-item]  # Uvicorn types these values dict[object, object]
         self._header_count = 0
         if not self._reading_headers:
             self._start_reading_headers()
@@ -243,6 +253,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self.send_400_response(message)
 
 
-def protocol_class(limits: HttpLimits) -> type[GatewayHttpProtocol]:
-    """A protocol class carrying ``limits``; Uvicorn instantiates protocols from a class."""
-    return type("ConfiguredGatewayHttpProtocol", (GatewayHttpProtocol,), {"limits": limits})
+def protocol_class(limits: HttpLimits, tls: ServerTLS | None = None) -> type[GatewayHttpProtocol]:
+    """A protocol class carrying ``limits`` and the server's TLS facts; Uvicorn
+    instantiates protocols from a class alone."""
+    return type("ConfiguredGatewayHttpProtocol", (GatewayHttpProtocol,), {"limits": limits, "tls": tls})

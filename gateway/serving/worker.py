@@ -26,7 +26,10 @@ from uvicorn_worker import UvicornWorker
 
 from gateway.health import begin_draining
 from gateway.serving.protocol import HttpLimits, protocol_class
+from gateway.serving.tls_handshake import tls_protocol_factory
 from gateway.settings import load_settings
+from gateway.tls.context import cipher_suite_codes, server_context
+from gateway.tls.scope import ServerTLS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
@@ -99,12 +102,25 @@ class GatewayWorker(UvicornWorker):
             header_timeout=self.settings.header_timeout,
             max_connections=self.settings.max_connections,
         )
+        # Built here, by the worker: the stock worker ignores Gunicorn's ssl_context hook.
+        self.ssl_context = server_context(self.settings)
+        tls = (
+            ServerTLS(
+                server_cert_pem=self.settings.tls_certfile.read_text(),
+                cipher_codes=cipher_suite_codes(self.ssl_context),
+            )
+            if self.ssl_context is not None
+            else None
+        )
         config_kwargs: dict[str, Any] = {
             "app": None,
             "log_config": None,
             "access_log": False,  # The gateway writes its own structured access line.
-            "http": protocol_class(limits),
-            "loop": "auto",
+            "http": self._http_protocol(protocol_class(limits, tls)),
+            # With TLS, asyncio's own loop: under uvloop 0.23 a start_tls on a transport
+            # paused since connection_made (which the gateway's handshake needs, or the
+            # ClientHello can be lost) stalls when the server asks for a client certificate.
+            "loop": "asyncio" if self.ssl_context is not None else "auto",
             "root_path": self.settings.root_path,
             "timeout_keep_alive": self.cfg.keepalive,
             "timeout_notify": self.timeout,
@@ -117,6 +133,13 @@ class GatewayWorker(UvicornWorker):
             config_kwargs["backlog"] = self.cfg.settings["backlog"].value
         self.config = Config(**config_kwargs)
         self.server: DrainingServer | None = None
+
+    def _http_protocol(self, http_protocol: type[asyncio.Protocol]) -> Any:
+        if self.ssl_context is None:
+            return http_protocol
+        # The server listens on plain TCP and the gateway runs each handshake itself, so a
+        # refused one is logged; Uvicorn's own TLS (config.ssl) stays off.
+        return tls_protocol_factory(http_protocol, self.ssl_context, self.settings.header_timeout)
 
     def _install_sigquit_handler(self) -> None:
         # Gunicorn sends SIGQUIT for a quick shutdown (SIGINT or SIGQUIT to the arbiter).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -56,7 +57,9 @@ def gateway_group(tmp_path: Path) -> GatewayGroup:
     """Start ``gateway serve`` (Gunicorn, 2 workers) with the catalog and the probe version."""
 
     @contextmanager
-    def start(*, workers: int = 2, graceful: bool = True, **settings: str) -> Iterator[ServerProcess]:
+    def start(
+        *, workers: int = 2, graceful: bool = True, tls: ssl.SSLContext | None = None, **settings: str
+    ) -> Iterator[ServerProcess]:
         """``settings`` are Settings field names (``prestop_delay="2"``), passed as GATEWAY_* variables."""
         environment = server_environment(
             tmp_path, versions=[*catalog_versions(), probe_version("/v3")], **settings
@@ -67,6 +70,7 @@ def gateway_group(tmp_path: Path) -> GatewayGroup:
             tmp_path,
             clean_stop=GUNICORN_CLEAN_STOP,
             graceful=graceful,
+            tls=tls,
         ) as server:
             # Ready means one worker answered; wait for every worker to be up.
             assert wait_for(lambda: len(worker_pids(server)) == workers, 15), server.output()

@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 from gateway.health import ReadinessCheck, add_readiness_check
 from gateway.settings import Settings
+from gateway.tls.identity import CallerIdentity
 
 
 class Greeting(BaseModel):
@@ -42,6 +43,15 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/hello", operation_id="say_hello")
     async def hello() -> dict[str, str]:
         return {"hello": "probe"}
+
+    @app.get("/tls", operation_id="tls_extension")
+    async def tls_extension(request: Request) -> dict[str, Any] | None:
+        tls: dict[str, Any] | None = request.scope.get("extensions", {}).get("tls")
+        return tls
+
+    @app.get("/whoami", operation_id="whoami")
+    async def whoami(caller: CallerIdentity) -> dict[str, str | None]:
+        return {"spiffe_id": caller.spiffe_id, "service": caller.service}
 
     @app.get("/pid", operation_id="worker_pid")
     async def worker_pid() -> dict[str, int]:

@@ -1,0 +1,1 @@
+"""Service-to-service TLS: certificates, the server's TLS context, and verified identities."""
