@@ -19,6 +19,7 @@ from gateway.lifecycle import version_policies
 from gateway.metrics import GatewayMetrics, metrics_route
 from gateway.registry import mount_versions
 from gateway.settings import Settings, load_settings
+from gateway.tls.expiry import certificate_expiry, expiry_check
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -33,8 +34,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings if settings is not None else load_settings()
     versions = mount_versions(settings)
     metrics = GatewayMetrics() if settings.metrics_enabled else None
+    tls_checks = []
+    if settings.tls_mode != "off":
+        tls_checks.append(expiry_check(settings.tls_certfile, warning_days=settings.tls_expiry_warning_days))
+        if metrics is not None:
+            metrics.certificate_expiry.set(certificate_expiry(settings.tls_certfile).timestamp())
     health = HealthState(
-        checks=[check for version in versions for check in version.readiness_checks],
+        checks=[*tls_checks, *(check for version in versions for check in version.readiness_checks)],
         default_timeout=settings.readiness_timeout,
         release=package_version(PACKAGE_NAME),
         versions=settings.versions,

@@ -1,12 +1,14 @@
-"""The ``gateway`` command: ``config``, ``dev`` and ``serve``."""
+"""The ``gateway`` command: ``config``, ``dev``, ``serve`` and ``certs``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import ssl
 import sys
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -34,7 +36,8 @@ def _print_where(settings: Settings, host: str, port: int) -> None:
     if port == 0:
         print("gateway: the port is chosen at start-up; see the 'Listening at' line below", file=sys.stderr)
         return
-    base = f"http://{host}:{port}{settings.root_path}"
+    scheme = "http" if settings.tls_mode == "off" else "https"
+    base = f"{scheme}://{host}:{port}{settings.root_path}"
     print(f"gateway: versions at {base}/ , docs at {base}/docs , health at {base}/health", file=sys.stderr)
 
 
@@ -42,6 +45,7 @@ def _run_uvicorn(arguments: argparse.Namespace) -> None:
     import uvicorn
 
     settings = _load_settings()
+    _check_tls(settings)
     host = arguments.host or settings.host
     port = arguments.port if arguments.port is not None else settings.port
     _print_where(settings, host, port)
@@ -55,7 +59,26 @@ def _run_uvicorn(arguments: argparse.Namespace) -> None:
         reload_dirs=SOURCE_FOLDERS,
         log_config=logging_config(settings.log_level),
         access_log=False,  # The gateway writes its own structured access line.
+        **_uvicorn_tls_options(settings),
     )
+
+
+def _uvicorn_tls_options(settings: Settings) -> dict[str, Any]:
+    """TLS for ``gateway dev`` through Uvicorn's own options: the modes and the CA, but
+    not the CRL, the refused-handshake log or the TLS scope extension of ``gateway serve``."""
+    if settings.tls_mode == "off":
+        return {}
+    options: dict[str, Any] = {
+        "ssl_certfile": str(settings.tls_certfile),
+        "ssl_keyfile": str(settings.tls_keyfile),
+        "ssl_keyfile_password": settings.tls_key_password.get_secret_value()
+        if settings.tls_key_password
+        else None,
+    }
+    if settings.tls_mode in ("mtls", "mtls-optional"):
+        options["ssl_ca_certs"] = str(settings.tls_ca_file)
+        options["ssl_cert_reqs"] = ssl.CERT_REQUIRED if settings.tls_mode == "mtls" else ssl.CERT_OPTIONAL
+    return options
 
 
 def _check_tls(settings: Settings) -> None:

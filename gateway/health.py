@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -33,12 +33,21 @@ logger = logging.getLogger("gateway.health")
 
 
 @dataclass(frozen=True)
+class ProbeReport:
+    """What a probe may return besides passing silently: a note, or a warning (still ready)."""
+
+    status: Literal["pass", "warn"]
+    output: str
+
+
+@dataclass(frozen=True)
 class ReadinessCheck:
     """A dependency the app cannot serve without. ``probe`` raises when it is not usable."""
 
     name: str
     probe: Callable[[], Awaitable[object]]
     timeout: float | None = None  # None: the gateway's readiness_timeout setting.
+    component_type: str = "datastore"
 
 
 def add_readiness_check(app: Starlette, check: ReadinessCheck) -> None:
@@ -92,10 +101,10 @@ class HealthState:
     async def _run(self, check: ReadinessCheck) -> dict[str, Any]:
         timeout = check.timeout if check.timeout is not None else self.default_timeout
         started = time.perf_counter()
-        result: dict[str, Any] = {"componentId": check.name, "componentType": "datastore"}
+        result: dict[str, Any] = {"componentId": check.name, "componentType": check.component_type}
         try:
             async with asyncio.timeout(timeout):
-                await check.probe()
+                report = await check.probe()
         except TimeoutError:
             result.update(status="fail", output=f"no answer within {timeout:g}s")
         except Exception as error:  # A check may fail any way its dependency can.
@@ -103,6 +112,8 @@ class HealthState:
             result.update(status="fail", output=f"{type(error).__name__}: {error}")
         else:
             result["status"] = "pass"
+            if isinstance(report, ProbeReport):
+                result.update(status=report.status, output=report.output)
         elapsed_ms = (time.perf_counter() - started) * 1000
         result.update(
             observedValue=round(elapsed_ms, 2), observedUnit="ms", time=datetime.now(UTC).isoformat()
@@ -111,9 +122,11 @@ class HealthState:
 
 
 def _overall(checks: dict[str, list[dict[str, Any]]], draining: bool) -> str:
-    if draining or any(result["status"] == "fail" for results in checks.values() for result in results):
+    statuses = {result["status"] for results in checks.values() for result in results}
+    if draining or "fail" in statuses:
         return "fail"
-    return "pass"
+    # "warn": healthy, with a concern (the health-check draft); readiness stays 200.
+    return "warn" if "warn" in statuses else "pass"
 
 
 def health_routes(state: HealthState) -> list[Route]:
@@ -123,11 +136,11 @@ def health_routes(state: HealthState) -> list[Route]:
     async def ready(request: Request) -> Response:
         checks = await state.run_checks()
         status = _overall(checks, state.draining)
-        state.report_readiness(ready=status == "pass")
+        state.report_readiness(ready=status != "fail")
         body: dict[str, Any] = {"status": status, "checks": checks}
         if state.draining:
             body["output"] = "draining: the process is shutting down"
-        code = 200 if status == "pass" else 503
+        code = 503 if status == "fail" else 200
         return HealthResponse(body, status_code=code, headers={"Cache-Control": "no-store"})
 
     async def summary(request: Request) -> Response:
@@ -148,7 +161,7 @@ def health_routes(state: HealthState) -> list[Route]:
             ],
             "checks": checks,
         }
-        code = 200 if status == "pass" else 503
+        code = 503 if status == "fail" else 200
         return HealthResponse(body, status_code=code, headers={"Cache-Control": "no-store"})
 
     return [

@@ -56,6 +56,13 @@ class GatewayMetrics:
             multiprocess_mode="livemin",
         )
 
+        self.certificate_expiry = Gauge(
+            "gateway_tls_certificate_expiry_timestamp_seconds",
+            "When the server's TLS certificate expires (Unix time); 0 without TLS.",
+            registry=self._registry,
+            multiprocess_mode="livemin",
+        )
+
     def observe(
         self, version: str | None, route: str | None, method: str, status: int, seconds: float
     ) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,6 +14,8 @@ from asgi_lifespan import LifespanManager
 
 from gateway.app import create_app
 from gateway.settings import Settings
+from gateway.tls.certificates import create_authority, issue_server_certificate
+from gateway.tls.expiry import expiry_check
 from tests.conftest import open_client, probe_version
 
 pytestmark = pytest.mark.anyio
@@ -95,3 +99,15 @@ async def test_health_summary_reports_release_worker_and_versions(client: httpx.
     assert body["uptime_seconds"] >= 0
     assert body["versions"] == [{"prefix": "/v3", "status": "current"}]
     assert body["draining"] is False
+
+
+async def test_an_expired_server_certificate_fails_readiness(tmp_path: Path) -> None:
+    authority = create_authority("CA")
+    expired = issue_server_certificate(
+        authority, ["localhost"], not_before=datetime.now(UTC) - timedelta(days=10), valid_days=1
+    )
+    certificate = tmp_path / "server.pem"
+    certificate.write_bytes(expired.pem())
+    check = expiry_check(certificate, warning_days=14)
+    with pytest.raises(RuntimeError, match="expired on"):
+        await check.probe()

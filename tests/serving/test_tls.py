@@ -195,3 +195,25 @@ def test_a_key_that_does_not_match_its_certificate_stops_the_start(tmp_path: Pat
     assert "is not the key of" in result.stderr
     assert "Traceback" not in result.stderr
     assert os.environ.get("GATEWAY_TLS_MODE") is None, "the test process's environment is untouched"
+
+
+def test_health_and_metrics_report_the_server_certificate_expiry(
+    gateway_group: GatewayGroup, pki: Pki
+) -> None:
+    pki.write("server", issue_server_certificate(pki.authority, ["localhost", "127.0.0.1"], valid_days=10))
+    with (
+        gateway_group(
+            workers=1, tls=pki.anonymous(), **pki.settings("tls", tls_expiry_warning_days="30")
+        ) as server,
+        loopback_client(server.origin, pki.anonymous()) as client,
+    ):
+        ready = client.get("/health/ready")
+        summary = client.get("/health").json()
+        metrics = client.get("/metrics").text
+    # Ten days left, warned from thirty: ready, with a warning.
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "warn"
+    (check,) = summary["checks"]["tls:server-certificate"]
+    assert check["status"] == "warn"
+    assert check["output"].startswith("9 days left")
+    assert "gateway_tls_certificate_expiry_timestamp_seconds 1." in metrics
