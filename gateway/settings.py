@@ -58,6 +58,17 @@ class Settings(BaseSettings):
     database_busy_timeout: float = Field(
         default=5.0, gt=0, le=60, description="Seconds a SQLite writer waits for the lock."
     )
+    database_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="Seconds a catalog database call may take (connecting, statements); then 503 with Retry-After.",
+    )
+    idempotency_key_ttl: float = Field(
+        default=24 * 60 * 60.0,
+        gt=0,
+        description="Seconds an Idempotency-Key of POST /v2/items is remembered (a retry replays the response).",
+    )
     max_body_size: int = Field(
         default=1024 * 1024, ge=0, description="Largest request body in bytes (nginx's default: 1 MiB)."
     )

@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+from services.catalog.availability import CatalogUnavailableError
 from services.catalog.cursor import InvalidCursorError, decode_cursor, encode_cursor
-from services.catalog.domain import Item, ItemChanges, NewItem
+from services.catalog.domain import Item, ItemChanges, NewItem, RevisionMismatchError
+from services.catalog.idempotency import RecordedResponse
+from services.catalog.idempotent_create import (
+    IDEMPOTENCY_RESPONSES,
+    REPLAYED_HEADER_DOC,
+    IdempotencyKeyHeader,
+    create_once,
+    response_of,
+)
 from services.catalog.money import DEFAULT_CURRENCY, AmountError, Money, amount_text, cents_from_amount
+from services.catalog.preconditions import (
+    ETAG_HEADER,
+    NOT_MODIFIED_RESPONSES,
+    PRECONDITION_RESPONSES,
+    ExpectedRevisions,
+    IfNoneMatch,
+    etag_of,
+    not_modified,
+)
 from services.catalog.store import CatalogStore
 from services.catalog.web import (
     NOT_FOUND_RESPONSES,
     READINESS_CHECK_NAME,
     STORE_STATE_KEY,
+    UNAVAILABLE_RESPONSES,
     ItemIdPath,
     StoreDep,
     add_store_readiness_check,
     get_store,
+    install_store_error_handlers,
     item_not_found,
     location_of,
     store_lifespan,
@@ -22,26 +42,43 @@ from services.catalog.web import (
 
 __all__ = [
     "DEFAULT_CURRENCY",
+    "ETAG_HEADER",
+    "IDEMPOTENCY_RESPONSES",
     "NOT_FOUND_RESPONSES",
+    "NOT_MODIFIED_RESPONSES",
+    "PRECONDITION_RESPONSES",
     "READINESS_CHECK_NAME",
+    "REPLAYED_HEADER_DOC",
     "STORE_STATE_KEY",
+    "UNAVAILABLE_RESPONSES",
     "AmountError",
     "CatalogStore",
+    "CatalogUnavailableError",
+    "ExpectedRevisions",
+    "IdempotencyKeyHeader",
+    "IfNoneMatch",
     "InvalidCursorError",
     "Item",
     "ItemChanges",
     "ItemIdPath",
     "Money",
     "NewItem",
+    "RecordedResponse",
+    "RevisionMismatchError",
     "StoreDep",
     "add_store_readiness_check",
     "amount_text",
     "cents_from_amount",
+    "create_once",
     "decode_cursor",
     "encode_cursor",
+    "etag_of",
     "get_store",
+    "install_store_error_handlers",
     "item_not_found",
     "location_of",
+    "not_modified",
+    "response_of",
     "store_lifespan",
     "store_of",
 ]

@@ -40,3 +40,12 @@ class ItemChanges(TypedDict, total=False):
     price_cents: int
     currency: str
     tags: tuple[str, ...]
+
+
+class RevisionMismatchError(Exception):
+    """A conditional write expected another revision of the item than the current one."""
+
+    def __init__(self, item_id: int, current_revision: int) -> None:
+        super().__init__(f"item {item_id} is at revision {current_revision}")
+        self.item_id = item_id
+        self.current_revision = current_revision

@@ -8,6 +8,10 @@ https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-sa
 Write transactions begin with ``BEGIN IMMEDIATE``, which takes the write lock up front and
 waits ``busy_timeout`` for it, rather than failing with "database is locked" when a read
 transaction later tries to upgrade. Other backends keep their driver's behaviour.
+
+On PostgreSQL through asyncpg, ``timeout`` bounds connecting and every statement, and a
+``search_path`` query parameter selects the schema (asyncpg has no URL form for it):
+``postgresql+asyncpg://catalog@db/catalog?search_path=catalog``.
 """
 
 from __future__ import annotations
@@ -29,16 +33,38 @@ _WAL_SWITCH_PAUSE_SECONDS = 0.025
 
 # Execution option that marks a connection's transactions as writes.
 WRITE_TRANSACTION_OPTION = "catalog_write_transaction"
+DEFAULT_TIMEOUT = 5.0
+SEARCH_PATH_PARAMETER = "search_path"
 
 
-def create_catalog_engine(database_url: str, *, busy_timeout: float) -> AsyncEngine:
-    """An engine for ``database_url``; ``busy_timeout`` is how long a SQLite writer waits, in seconds."""
+def create_catalog_engine(
+    database_url: str, *, busy_timeout: float, timeout: float = DEFAULT_TIMEOUT
+) -> AsyncEngine:
+    """An engine for ``database_url``.
+
+    ``busy_timeout`` is how long a SQLite writer waits for the lock (at most ``timeout``);
+    ``timeout`` how long a connection may take to open, a pooled one to free up, and a
+    statement to run, in seconds.
+    """
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        connect_args: dict[str, Any] = {}
+        if url.get_driver_name() == "asyncpg":
+            connect_args = {"timeout": timeout, "command_timeout": timeout}
+            search_path = url.query.get(SEARCH_PATH_PARAMETER)
+            if search_path is not None:
+                connect_args["server_settings"] = {"search_path": str(search_path)}
+                url = url.difference_update_query([SEARCH_PATH_PARAMETER])
+        # pool_pre_ping: a connection the server dropped (a restart, a failover) is replaced
+        # before use, so the store recovers by itself when the database comes back.
+        return create_async_engine(url, pool_pre_ping=True, pool_timeout=timeout, connect_args=connect_args)
     _create_parent_directory(url)
     engine = create_async_engine(url)
-    _take_over_sqlite_transactions(engine.sync_engine, busy_timeout_ms=round(busy_timeout * 1000))
+    # aiosqlite runs each call in a thread that cannot be interrupted, so the store's own
+    # bound on a call takes effect only once the call returns: a lock wait longer than
+    # ``timeout`` would hold the request that long anyway.
+    busy_timeout_ms = round(min(busy_timeout, timeout) * 1000)
+    _take_over_sqlite_transactions(engine.sync_engine, busy_timeout_ms=busy_timeout_ms)
     return engine
 
 

@@ -1,4 +1,4 @@
-"""The catalog's tables, shared by every API version: one row per item, one per item tag."""
+"""The catalog's tables, shared by every API version: items, their tags, idempotency keys."""
 
 from __future__ import annotations
 
@@ -25,9 +25,13 @@ if TYPE_CHECKING:
 
 # SQLite's INTEGER PRIMARY KEY and PostgreSQL's BIGINT both stop here.
 MAX_ITEM_ID = 2**63 - 1
+# INTEGER on both backends.
+MAX_REVISION = 2**31 - 1
 NAME_MAX_LENGTH = 200
 TAG_MAX_LENGTH = 50
 CURRENCY_LENGTH = 3
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+OPERATION_MAX_LENGTH = 100
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -90,4 +94,28 @@ item_tags = Table(
     Column("position", Integer(), nullable=False),
     # ``?tag=`` looks items up by tag.
     Index("ix_item_tags_tag_item_id", "tag", "item_id"),
+)
+
+# One row per Idempotency-Key an operation has seen. Claiming a key is one INSERT on the
+# primary key (see idempotency.py), so two requests can never both hold it.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    # What the key was sent to, e.g. "v2.create_item": the same key may serve two operations.
+    Column("operation", String(OPERATION_MAX_LENGTH), primary_key=True),
+    Column("idempotency_key", String(IDEMPOTENCY_KEY_MAX_LENGTH), primary_key=True),
+    # SHA-256 (hex) of the canonical request body: a retry must send the same one.
+    Column("request_hash", String(64), nullable=False),
+    # Who holds the key; the response is recorded only under the token that claimed it.
+    Column("claim_token", String(32), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    # Until then an unfinished claim belongs to its request; after, it was abandoned.
+    Column("locked_until", UtcDateTime(), nullable=False),
+    # NULL while the first request is in progress; then the response every retry gets.
+    Column("response_status", Integer(), nullable=True),
+    Column("response_headers", Text(), nullable=True),
+    Column("response_body", Text(), nullable=True),
+    # Expired keys are purged by this.
+    Index("ix_idempotency_keys_expires_at", "expires_at"),
 )

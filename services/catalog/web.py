@@ -1,4 +1,4 @@
-"""How a version app reaches the shared store: its lifespan, dependency, readiness check.
+"""How a version app reaches the shared store: its lifespan, dependency, readiness check, errors.
 
 The store lives on the version app's ``app.state`` rather than in lifespan state: the
 gateway runs each mounted app's lifespan itself (Starlette does not run mounted apps'
@@ -8,13 +8,18 @@ the version app, wherever it is mounted.
 
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import Depends, Path, Request
 from starlette.exceptions import HTTPException
 
+from gateway.errors import PROBLEM_CONTENT_TYPE, problem_response
 from gateway.health import ReadinessCheck, add_readiness_check
+from services.catalog.availability import CatalogUnavailableError
+from services.catalog.domain import RevisionMismatchError
+from services.catalog.etags import item_tag
 from services.catalog.store import CatalogStore
 from services.catalog.tables import MAX_ITEM_ID
 
@@ -24,11 +29,15 @@ if TYPE_CHECKING:
 
     from fastapi import FastAPI
     from starlette.applications import Starlette
+    from starlette.responses import Response
 
     from gateway.settings import Settings
 
 STORE_STATE_KEY = "catalog_store"
 READINESS_CHECK_NAME = "catalog-store"
+# Long enough for a pool's pre-ping to find the database back after a restart or failover.
+RETRY_AFTER_SECONDS = 5
+logger = logging.getLogger("services.catalog")
 
 
 def store_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -36,7 +45,12 @@ def store_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncConte
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = await CatalogStore.open(settings.database_url, busy_timeout=settings.database_busy_timeout)
+        store = await CatalogStore.open(
+            settings.database_url,
+            busy_timeout=settings.database_busy_timeout,
+            call_timeout=settings.database_timeout,
+            idempotency_key_ttl=settings.idempotency_key_ttl,
+        )
         setattr(app.state, STORE_STATE_KEY, store)
         try:
             yield
@@ -72,9 +86,58 @@ def add_store_readiness_check(app: FastAPI) -> None:
     add_readiness_check(app, ReadinessCheck(name=READINESS_CHECK_NAME, probe=probe))
 
 
-# The one status the item routes raise themselves; the gateway documents the problem shape
+def install_store_error_handlers(app: FastAPI) -> None:
+    """Answer the store's errors: 503 while the database is unavailable, 412 on a stale If-Match.
+
+    Handlers for these types run before the gateway's catch-all 500 handler, which Starlette
+    keeps for ``Exception`` alone; the body is the gateway's problem shape either way.
+    """
+    app.add_exception_handler(CatalogUnavailableError, _answer_unavailable)
+    app.add_exception_handler(RevisionMismatchError, _answer_revision_mismatch)
+
+
+async def _answer_unavailable(request: Request, error: Exception) -> Response:
+    # A warning without a traceback: the cause is outside the process, and the message names it.
+    logger.warning("%s %s: the catalog database is unavailable: %s", request.method, request.url.path, error)
+    return problem_response(
+        503,
+        "The catalog's database is unavailable; retry later.",
+        instance=request.url.path,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _answer_revision_mismatch(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RevisionMismatchError)
+    return problem_response(
+        412,
+        f"item {error.item_id} has changed (it is at revision {error.current_revision}): read it again",
+        instance=request.url.path,
+        headers={"ETag": str(item_tag(error.item_id, error.current_revision))},
+    )
+
+
+def problem_response_doc(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An OpenAPI response in the problem shape; the gateway adds the ``Problem`` schema it names."""
+    doc: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    if headers:
+        doc["headers"] = headers
+    return doc
+
+
+# The statuses the item routes raise themselves; the gateway documents the problem shape
 # of every error, the 422 included, when it mounts the app.
 NOT_FOUND_RESPONSES: dict[int | str, dict[str, Any]] = {404: {"description": "No item has this id."}}
+# Every catalog route can meet an unavailable database.
+UNAVAILABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: problem_response_doc(
+        "The catalog's database is unavailable or too slow; retry after Retry-After seconds.",
+        headers={"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+    )
+}
 
 
 def item_not_found(item_id: int) -> HTTPException:

@@ -8,18 +8,27 @@ from fastapi import APIRouter, Query, Response
 from starlette.requests import Request
 
 from services.catalog import (
+    ETAG_HEADER,
     NOT_FOUND_RESPONSES,
+    NOT_MODIFIED_RESPONSES,
+    PRECONDITION_RESPONSES,
+    UNAVAILABLE_RESPONSES,
+    ExpectedRevisions,
+    IfNoneMatch,
+    ItemChanges,
     ItemIdPath,
     Money,
     NewItem,
     StoreDep,
     cents_from_amount,
+    etag_of,
     item_not_found,
     location_of,
+    not_modified,
 )
 from services.v1.schemas import ItemIn, ItemOut
 
-router = APIRouter(prefix="/items", tags=["items"])
+router = APIRouter(prefix="/items", tags=["items"], responses=UNAVAILABLE_RESPONSES)
 
 _LOCATION_HEADER = {"Location": {"description": "Path of the new item.", "schema": {"type": "string"}}}
 
@@ -46,11 +55,12 @@ async def list_items(
     status_code=201,
     summary="Create an item",
     description="The price is in euros. The response's ``Location`` header points at the new item.",
-    responses={201: {"headers": _LOCATION_HEADER}},
+    responses={201: {"headers": _LOCATION_HEADER | ETAG_HEADER}},
 )
 async def create_item(body: ItemIn, store: StoreDep, request: Request, response: Response) -> ItemOut:
     item = await store.create_item(NewItem(name=body.name, price=Money.of(body.price)))
     response.headers["Location"] = location_of(request, "read_item", item_id=item.id)
+    response.headers["ETag"] = etag_of(item)
     return ItemOut.of(item)
 
 
@@ -59,12 +69,18 @@ async def create_item(body: ItemIn, store: StoreDep, request: Request, response:
     name="read_item",
     operation_id="read_item",
     summary="Read an item",
-    responses=NOT_FOUND_RESPONSES,
+    response_model=ItemOut,
+    responses={200: {"headers": ETAG_HEADER}, **NOT_FOUND_RESPONSES, **NOT_MODIFIED_RESPONSES},
 )
-async def read_item(item_id: ItemIdPath, store: StoreDep) -> ItemOut:
+async def read_item(
+    item_id: ItemIdPath, store: StoreDep, response: Response, if_none_match: IfNoneMatch
+) -> ItemOut | Response:
     item = await store.get_item(item_id)
     if item is None:
         raise item_not_found(item_id)
+    if (unchanged := not_modified(if_none_match, item)) is not None:
+        return unchanged
+    response.headers["ETag"] = etag_of(item)
     return ItemOut.of(item)
 
 
@@ -75,14 +91,19 @@ async def read_item(item_id: ItemIdPath, store: StoreDep) -> ItemOut:
     summary="Replace an item's name and price",
     description=(
         "Sets the name and the price's amount. What v1 does not show (a v2 description, tags,"
-        " the price's currency) is left as it is."
+        " the price's currency) is left as it is. With ``If-Match``, only if the item has not"
+        " changed since it was read."
     ),
-    responses=NOT_FOUND_RESPONSES,
+    responses={200: {"headers": ETAG_HEADER}, **NOT_FOUND_RESPONSES, **PRECONDITION_RESPONSES},
 )
-async def replace_item(item_id: ItemIdPath, body: ItemIn, store: StoreDep) -> ItemOut:
-    item = await store.update_item(item_id, {"name": body.name, "price_cents": cents_from_amount(body.price)})
+async def replace_item(
+    item_id: ItemIdPath, body: ItemIn, store: StoreDep, response: Response, expected: ExpectedRevisions
+) -> ItemOut:
+    changes: ItemChanges = {"name": body.name, "price_cents": cents_from_amount(body.price)}
+    item = await store.update_item(item_id, changes, expected_revisions=expected)
     if item is None:
         raise item_not_found(item_id)
+    response.headers["ETag"] = etag_of(item)
     return ItemOut.of(item)
 
 
@@ -92,8 +113,9 @@ async def replace_item(item_id: ItemIdPath, body: ItemIn, store: StoreDep) -> It
     operation_id="delete_item",
     status_code=204,
     summary="Delete an item",
-    responses=NOT_FOUND_RESPONSES,
+    description="With ``If-Match``, only if the item has not changed since it was read.",
+    responses={**NOT_FOUND_RESPONSES, **PRECONDITION_RESPONSES},
 )
-async def delete_item(item_id: ItemIdPath, store: StoreDep) -> None:
-    if not await store.delete_item(item_id):
+async def delete_item(item_id: ItemIdPath, store: StoreDep, expected: ExpectedRevisions) -> None:
+    if not await store.delete_item(item_id, expected_revisions=expected):
         raise item_not_found(item_id)

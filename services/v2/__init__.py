@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from services.catalog import add_store_readiness_check, store_lifespan
+from services.catalog import add_store_readiness_check, install_store_error_handlers, store_lifespan
 from services.v2.routes import router
 
 if TYPE_CHECKING:
@@ -28,4 +28,5 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.include_router(router)
     add_store_readiness_check(app)
+    install_store_error_handlers(app)
     return app

@@ -10,25 +10,42 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from services.catalog import (
+    ETAG_HEADER,
+    IDEMPOTENCY_RESPONSES,
     NOT_FOUND_RESPONSES,
+    NOT_MODIFIED_RESPONSES,
+    PRECONDITION_RESPONSES,
+    REPLAYED_HEADER_DOC,
+    UNAVAILABLE_RESPONSES,
+    ExpectedRevisions,
+    IdempotencyKeyHeader,
+    IfNoneMatch,
     InvalidCursorError,
+    Item,
     ItemChanges,
     ItemIdPath,
     Money,
     NewItem,
+    RecordedResponse,
     StoreDep,
     cents_from_amount,
+    create_once,
     decode_cursor,
     encode_cursor,
+    etag_of,
     item_not_found,
     location_of,
+    not_modified,
+    response_of,
 )
 from services.catalog.tables import TAG_MAX_LENGTH
 from services.v2.schemas import ItemCreate, ItemOut, ItemPage, ItemPatch
 
-router = APIRouter(prefix="/items", tags=["items"])
+router = APIRouter(prefix="/items", tags=["items"], responses=UNAVAILABLE_RESPONSES)
 
 _LOCATION_HEADER = {"Location": {"description": "Path of the new item.", "schema": {"type": "string"}}}
+# Names what an Idempotency-Key was sent to; keys of different operations never meet.
+_CREATE_OPERATION = "v2.create_item"
 
 
 @router.get(
@@ -71,19 +88,35 @@ async def list_items(
     operation_id="create_item",
     status_code=201,
     summary="Create an item",
-    description="The response's ``Location`` header points at the new item.",
-    responses={201: {"headers": _LOCATION_HEADER}},
+    description=(
+        "The response's ``Location`` header points at the new item. With an ``Idempotency-Key``"
+        " the request is safe to retry: a retry with the same key and body gets the same response"
+        " (the same item) instead of creating another; the same key with another body gets 422."
+    ),
+    response_model=ItemOut,
+    responses={
+        201: {"headers": _LOCATION_HEADER | ETAG_HEADER | REPLAYED_HEADER_DOC},
+        **IDEMPOTENCY_RESPONSES,
+    },
 )
-async def create_item(body: ItemCreate, store: StoreDep, request: Request, response: Response) -> ItemOut:
+async def create_item(
+    body: ItemCreate, store: StoreDep, request: Request, idempotency_key: IdempotencyKeyHeader = None
+) -> Response:
     new_item = NewItem(
         name=body.name,
         description=body.description,
         price=Money.of(body.price.amount, body.price.currency),
         tags=tuple(body.tags),
     )
-    item = await store.create_item(new_item)
-    response.headers["Location"] = location_of(request, "read_item", item_id=item.id)
-    return ItemOut.of(item)
+
+    # The response is recorded with the key, so a retry gets these very bytes.
+    def respond(item: Item) -> RecordedResponse:
+        headers = {"Location": location_of(request, "read_item", item_id=item.id), "ETag": etag_of(item)}
+        return RecordedResponse(201, headers, ItemOut.of(item).model_dump_json())
+
+    if idempotency_key is None:
+        return response_of(respond(await store.create_item(new_item)))
+    return await create_once(request, store, _CREATE_OPERATION, idempotency_key, new_item, respond)
 
 
 @router.get(
@@ -91,12 +124,18 @@ async def create_item(body: ItemCreate, store: StoreDep, request: Request, respo
     name="read_item",
     operation_id="read_item",
     summary="Read an item",
-    responses=NOT_FOUND_RESPONSES,
+    response_model=ItemOut,
+    responses={200: {"headers": ETAG_HEADER}, **NOT_FOUND_RESPONSES, **NOT_MODIFIED_RESPONSES},
 )
-async def read_item(item_id: ItemIdPath, store: StoreDep) -> ItemOut:
+async def read_item(
+    item_id: ItemIdPath, store: StoreDep, response: Response, if_none_match: IfNoneMatch
+) -> ItemOut | Response:
     item = await store.get_item(item_id)
     if item is None:
         raise item_not_found(item_id)
+    if (unchanged := not_modified(if_none_match, item)) is not None:
+        return unchanged
+    response.headers["ETag"] = etag_of(item)
     return ItemOut.of(item)
 
 
@@ -107,14 +146,18 @@ async def read_item(item_id: ItemIdPath, store: StoreDep) -> ItemOut:
     summary="Update some of an item's fields",
     description=(
         "Only the fields in the body change; ``tags`` replaces the whole set, ``description``"
-        " may be null. A price without ``currency`` keeps the item's currency."
+        " may be null. A price without ``currency`` keeps the item's currency. With ``If-Match``,"
+        " only if the item has not changed since it was read."
     ),
-    responses=NOT_FOUND_RESPONSES,
+    responses={200: {"headers": ETAG_HEADER}, **NOT_FOUND_RESPONSES, **PRECONDITION_RESPONSES},
 )
-async def update_item(item_id: ItemIdPath, body: ItemPatch, store: StoreDep) -> ItemOut:
-    item = await store.update_item(item_id, _changes_of(body))
+async def update_item(
+    item_id: ItemIdPath, body: ItemPatch, store: StoreDep, response: Response, expected: ExpectedRevisions
+) -> ItemOut:
+    item = await store.update_item(item_id, _changes_of(body), expected_revisions=expected)
     if item is None:
         raise item_not_found(item_id)
+    response.headers["ETag"] = etag_of(item)
     return ItemOut.of(item)
 
 
@@ -124,10 +167,11 @@ async def update_item(item_id: ItemIdPath, body: ItemPatch, store: StoreDep) -> 
     operation_id="delete_item",
     status_code=204,
     summary="Delete an item",
-    responses=NOT_FOUND_RESPONSES,
+    description="With ``If-Match``, only if the item has not changed since it was read.",
+    responses={**NOT_FOUND_RESPONSES, **PRECONDITION_RESPONSES},
 )
-async def delete_item(item_id: ItemIdPath, store: StoreDep) -> None:
-    if not await store.delete_item(item_id):
+async def delete_item(item_id: ItemIdPath, store: StoreDep, expected: ExpectedRevisions) -> None:
+    if not await store.delete_item(item_id, expected_revisions=expected):
         raise item_not_found(item_id)
 
 

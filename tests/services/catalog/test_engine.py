@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
 
 from services.catalog.engine import create_catalog_engine, writer_of
 
@@ -14,8 +15,8 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.anyio
 
 
-async def test_every_sqlite_connection_is_configured(database_url: str) -> None:
-    engine = create_catalog_engine(database_url, busy_timeout=2.5)
+async def test_every_sqlite_connection_is_configured(sqlite_url: str) -> None:
+    engine = create_catalog_engine(sqlite_url, busy_timeout=2.5)
     try:
         async with engine.connect() as connection:
             settings = {
@@ -28,8 +29,8 @@ async def test_every_sqlite_connection_is_configured(database_url: str) -> None:
     assert settings == {"journal_mode": "wal", "busy_timeout": 2500, "synchronous": 1, "foreign_keys": 1}
 
 
-async def test_write_transactions_begin_immediate_and_reads_deferred(database_url: str) -> None:
-    engine = create_catalog_engine(database_url, busy_timeout=5)
+async def test_write_transactions_begin_immediate_and_reads_deferred(sqlite_url: str) -> None:
+    engine = create_catalog_engine(sqlite_url, busy_timeout=5)
     statements: list[str] = []
 
     def record(*args: Any) -> None:
@@ -59,10 +60,10 @@ async def _increment(engine: AsyncEngine) -> None:
         await connection.execute(text("UPDATE counter SET value = :value"), {"value": value + 1})
 
 
-async def test_read_modify_write_in_a_write_transaction_loses_nothing(database_url: str) -> None:
+async def test_read_modify_write_in_a_write_transaction_loses_nothing(sqlite_url: str) -> None:
     # What Python's default sqlite3 transactions get wrong: the read runs outside any
     # transaction, so concurrent increments overwrite each other.
-    engines = [create_catalog_engine(database_url, busy_timeout=10) for _ in range(2)]
+    engines = [create_catalog_engine(sqlite_url, busy_timeout=10) for _ in range(2)]
     try:
         async with writer_of(engines[0]).begin() as connection:
             await connection.execute(text("CREATE TABLE counter (value INTEGER NOT NULL)"))
@@ -81,3 +82,18 @@ def test_other_backends_keep_their_driver_transactions() -> None:
     engine = create_catalog_engine("postgresql+asyncpg://catalog@db.invalid/catalog", busy_timeout=5)
 
     assert not engine.sync_engine.dispatch.begin
+
+
+async def test_postgresql_connections_use_the_urls_search_path_and_timeouts(
+    postgresql_schema_url: str,
+) -> None:
+    engine = create_catalog_engine(postgresql_schema_url, busy_timeout=5, timeout=1.5)
+    try:
+        async with engine.connect() as connection:
+            search_path = (await connection.execute(text("SHOW search_path"))).scalar_one()
+            # asyncpg enforces command_timeout on the client: a statement that outlasts it is cut off.
+            with pytest.raises(TimeoutError):
+                await connection.execute(text("SELECT pg_sleep(3)"))
+    finally:
+        await engine.dispose()
+    assert search_path == make_url(postgresql_schema_url).query["search_path"]

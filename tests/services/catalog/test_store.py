@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
-from services.catalog import CatalogStore, Money, NewItem
+from services.catalog import CatalogStore, CatalogUnavailableError, Money, NewItem, RevisionMismatchError
 from services.catalog.engine import create_catalog_engine
 from services.catalog.tables import item_tags
 
@@ -32,7 +34,8 @@ async def test_opening_creates_the_directory_and_the_schema(tmp_path: Path) -> N
 
 
 async def test_many_stores_open_the_same_new_file_at_once(database_url: str) -> None:
-    # As worker processes do at start-up: each creates the schema if it is missing.
+    # As worker processes do at start-up: each creates the schema if it is missing (on
+    # PostgreSQL, serialised by an advisory lock).
     stores = await asyncio.gather(*(CatalogStore.open(database_url, busy_timeout=5) for _ in range(8)))
     try:
         await asyncio.gather(*(store.ping() for store in stores))
@@ -95,3 +98,116 @@ async def test_concurrent_writers_in_two_stores_lose_no_update(database_url: str
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_conditional_update_needs_a_current_revision(database_url: str) -> None:
+    store = await CatalogStore.open(database_url, busy_timeout=5)
+    try:
+        item = await store.create_item(NewItem(name="Teapot", price=Money(100), tags=("a",)))
+
+        with pytest.raises(RevisionMismatchError) as stale:
+            await store.update_item(item.id, {"name": "Kettle", "tags": ("b",)}, expected_revisions={2, 3})
+        updated = await store.update_item(item.id, {"name": "Kettle"}, expected_revisions={1, 5})
+        with pytest.raises(RevisionMismatchError):
+            await store.update_item(item.id, {}, expected_revisions={1})
+
+        assert (stale.value.item_id, stale.value.current_revision) == (item.id, 1)
+        assert updated is not None
+        assert (updated.name, updated.revision, updated.tags) == ("Kettle", 2, ("a",))
+        assert await store.update_item(item.id, {}, expected_revisions={2}) == updated
+        # A missing item is missing, whatever was expected of it.
+        assert await store.update_item(item.id + 1, {"name": "x"}, expected_revisions={1}) is None
+        assert await store.update_item(item.id + 1, {}, expected_revisions={1}) is None
+    finally:
+        await store.close()
+
+
+async def test_a_conditional_delete_needs_a_current_revision(database_url: str) -> None:
+    store = await CatalogStore.open(database_url, busy_timeout=5)
+    try:
+        item = await store.create_item(NewItem(name="Teapot", price=Money(100)))
+
+        with pytest.raises(RevisionMismatchError):
+            await store.delete_item(item.id, expected_revisions=frozenset())
+        assert await store.get_item(item.id) is not None
+        assert await store.delete_item(item.id, expected_revisions={1})
+        assert not await store.delete_item(item.id, expected_revisions={1})
+    finally:
+        await store.close()
+
+
+async def test_of_writers_expecting_one_revision_exactly_one_wins(database_url: str) -> None:
+    first, second = [await CatalogStore.open(database_url, busy_timeout=5) for _ in range(2)]
+    try:
+        item = await first.create_item(NewItem(name="Teapot", price=Money(100)))
+
+        async def rename(number: int) -> str:
+            store = first if number % 2 else second
+            try:
+                await store.update_item(item.id, {"name": f"name {number}"}, expected_revisions={1})
+            except RevisionMismatchError:
+                return "stale"
+            return f"name {number}"
+
+        outcomes = await asyncio.gather(*(rename(number) for number in range(40)))
+
+        winners = [outcome for outcome in outcomes if outcome != "stale"]
+        assert len(winners) == 1
+        final = await second.get_item(item.id)
+        assert final is not None
+        assert (final.name, final.revision) == (winners[0], 2)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_timestamps_are_utc_with_microseconds_on_every_store(database_url: str) -> None:
+    store = await CatalogStore.open(database_url, busy_timeout=5)
+    try:
+        created = await store.create_item(NewItem(name="Teapot", price=Money(100)))
+        read = await store.get_item(created.id)
+    finally:
+        await store.close()
+    assert read == created
+    assert created.created_at.tzinfo is UTC
+    assert abs(datetime.now(UTC) - created.created_at) < timedelta(minutes=1)
+
+
+async def test_ids_keep_growing_after_the_newest_item_is_deleted(database_url: str) -> None:
+    # Keyset pagination relies on it: SQLite's AUTOINCREMENT, PostgreSQL's sequence.
+    store = await CatalogStore.open(database_url, busy_timeout=5)
+    try:
+        first = await store.create_item(NewItem(name="first", price=Money(1)))
+        assert await store.delete_item(first.id)
+        second = await store.create_item(NewItem(name="second", price=Money(1)))
+    finally:
+        await store.close()
+    assert second.id > first.id
+
+
+async def test_a_store_opens_without_its_database_and_recovers_when_it_appears(tmp_path: Path) -> None:
+    # A directory where the database file should be: SQLite cannot open it.
+    database = tmp_path / "catalog.sqlite3"
+    database.mkdir()
+    store = await CatalogStore.open(f"sqlite+aiosqlite:///{database}", busy_timeout=0.2, call_timeout=1)
+    try:
+        with pytest.raises(CatalogUnavailableError, match="unable to open"):
+            await store.ping()
+        with pytest.raises(CatalogUnavailableError):
+            await store.list_items(limit=1)
+
+        database.rmdir()
+
+        await store.ping()  # Creates the schema it could not create at start-up.
+        assert await store.list_items(limit=1) == []
+    finally:
+        await store.close()
+
+
+async def test_a_bug_is_not_reported_as_unavailability(database_url: str) -> None:
+    store = await CatalogStore.open(database_url, busy_timeout=5)
+    try:
+        with pytest.raises(IntegrityError):
+            await store.create_item(NewItem(name="Teapot", price=Money(-1)))
+    finally:
+        await store.close()

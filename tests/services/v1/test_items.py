@@ -6,13 +6,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from gateway.health import readiness_checks_of
+from gateway.settings import Settings
 from services import v1
-from tests.services.utils import exact_json, serve
+from tests.services.utils import assert_conditional_requests_are_documented, exact_json, serve
 
 if TYPE_CHECKING:
     import httpx
-
-    from gateway.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -111,8 +110,8 @@ async def test_the_readiness_check_needs_the_lifespan(settings: Settings) -> Non
         await check.probe()
 
 
-def test_the_schema_describes_v1(settings: Settings) -> None:
-    schema = v1.create_app(settings).openapi()
+def test_the_schema_describes_v1(sqlite_url: str) -> None:
+    schema = v1.create_app(Settings(_env_file=None, database_url=sqlite_url)).openapi()
 
     assert schema["info"]["title"] == "Items catalog v1"
     assert schema["info"]["version"].startswith("1.")
@@ -123,4 +122,5 @@ def test_the_schema_describes_v1(settings: Settings) -> None:
     }
     assert set(operations) == {"list_items", "create_item", "read_item", "replace_item", "delete_item"}
     assert all(operation["summary"] for operation in operations.values())
-    assert "Location" in operations["create_item"]["responses"]["201"]["headers"]
+    assert {"Location", "ETag"} <= set(operations["create_item"]["responses"]["201"]["headers"])
+    assert_conditional_requests_are_documented(operations, write="replace_item")

@@ -5,14 +5,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from gateway.health import readiness_checks_of
+from gateway.openapi import document_problem_responses
+from gateway.settings import Settings
 from services import v2
 from services.catalog import encode_cursor
-from tests.services.utils import serve
+from tests.services.utils import assert_conditional_requests_are_documented, serve
 
 if TYPE_CHECKING:
-    import httpx
+    from collections.abc import Iterator
 
-    from gateway.settings import Settings
+    import httpx
 
 pytestmark = pytest.mark.anyio
 
@@ -257,8 +259,11 @@ async def test_the_readiness_check_needs_the_lifespan(settings: Settings) -> Non
         await check.probe()
 
 
-def test_the_schema_describes_v2(settings: Settings) -> None:
-    schema = v2.create_app(settings).openapi()
+def test_the_schema_describes_v2(sqlite_url: str) -> None:
+    app = v2.create_app(Settings(_env_file=None, database_url=sqlite_url))
+    # As the gateway mounts it: every error documented as a problem.
+    document_problem_responses(app)
+    schema = app.openapi()
 
     assert schema["info"]["title"] == "Items catalog v2"
     assert schema["info"]["version"].startswith("2.")
@@ -274,3 +279,34 @@ def test_the_schema_describes_v2(settings: Settings) -> None:
     patch = schema["components"]["schemas"]["ItemPatch"]
     assert patch["properties"]["name"]["type"] == "string"
     assert "required" not in patch
+    assert_conditional_requests_are_documented(operations, write="update_item")
+    create = operations["create_item"]
+    assert [parameter["name"] for parameter in create["parameters"]] == ["Idempotency-Key"]
+    assert {"Location", "ETag", "Idempotent-Replayed"} <= set(create["responses"]["201"]["headers"])
+    assert "Retry-After" in create["responses"]["409"]["headers"]
+    assert "400" in create["responses"]
+    assert create["responses"]["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ItemOut"
+    }
+    assert all(ref_resolves(schema, ref) for ref in refs_in(schema))
+
+
+def refs_in(node: object) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from refs_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from refs_in(value)
+
+
+def ref_resolves(schema: dict[str, Any], ref: str) -> bool:
+    node: Any = schema
+    for part in ref.removeprefix("#/").split("/"):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True

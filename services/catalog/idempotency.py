@@ -1,0 +1,197 @@
+"""Idempotent requests (IETF httpapi ``Idempotency-Key`` draft), kept in the database.
+
+Claiming a key is one atomic upsert on its primary key: a new row is inserted, or an
+expired or abandoned one is taken over; a live row is left as it is and the claim fails.
+The request's work and the recording of its response then commit in one transaction, and
+only under the token that claimed the key, so every retry, in any process, sees nothing,
+"in progress", or the one recorded response; never a second creation.
+https://datatracker.ietf.org/doc/draft-ietf-httpapi-idempotency-key-header/
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from services.catalog.tables import IDEMPOTENCY_KEY_MAX_LENGTH, idempotency_keys
+
+if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+
+    from sqlalchemy import ColumnElement, Executable
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+# What a claim writes, and a takeover overwrites, besides the key itself.
+_CLAIM_COLUMNS = ("request_hash", "claim_token", "created_at", "expires_at", "locked_until")
+_PRINTABLE_ASCII = frozenset(chr(code) for code in range(0x20, 0x7F))
+# An RFC 8941 string: printable ASCII, with quotes and backslashes escaped by a backslash.
+_QUOTED_KEY = re.compile(r'"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"')
+_ESCAPE = re.compile(r'\\(["\\])')
+
+
+class InvalidIdempotencyKeyError(ValueError):
+    """An Idempotency-Key header that is not 1 to 255 printable ASCII characters."""
+
+
+class IdempotencyClaimLostError(Exception):
+    """The claim outlived its lease and another request took the key over."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentRequest:
+    operation: str
+    key: str
+    request_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedResponse:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyClaim:
+    """This request holds the key; only ``token`` may record its response."""
+
+    request: IdempotentRequest
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class PriorRequest:
+    """The request that holds the key: finished (with its response) or still in progress."""
+
+    request_hash: str
+    response: RecordedResponse | None
+
+
+def parse_idempotency_key(header_value: str) -> str:
+    """The key in an ``Idempotency-Key`` header.
+
+    The draft makes the header a structured-field string (``"8e03..."``, RFC 8941); a bare
+    value, as many clients send, is taken as it is.
+    """
+    key = _unquote(header_value) if header_value.startswith('"') else header_value
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH or not _PRINTABLE_ASCII.issuperset(key):
+        raise InvalidIdempotencyKeyError(
+            f"an Idempotency-Key is 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters"
+        )
+    return key
+
+
+def _unquote(quoted: str) -> str:
+    match = _QUOTED_KEY.fullmatch(quoted)
+    if match is None:
+        raise InvalidIdempotencyKeyError("the Idempotency-Key is not a well-formed quoted string")
+    return _ESCAPE.sub(r"\1", match.group(1))
+
+
+def request_hash_of(payload: object) -> str:
+    """SHA-256 of ``payload`` (parsed JSON) in canonical form: key order and spacing do not count."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def claim_key(
+    connection: AsyncConnection,
+    request: IdempotentRequest,
+    *,
+    now: datetime,
+    ttl: timedelta,
+    lease: timedelta,
+) -> KeyClaim | PriorRequest:
+    """Claim ``request.key``, or return the request that holds it. Run in a write transaction."""
+    table = idempotency_keys
+    token = secrets.token_hex(16)
+    values = {
+        "operation": request.operation,
+        "idempotency_key": request.key,
+        "request_hash": request.request_hash,
+        "claim_token": token,
+        "created_at": now,
+        "expires_at": now + ttl,
+        "locked_until": now + lease,
+    }
+    # A live row is left alone; an expired one, or an unfinished one past its lease, is taken over.
+    abandoned = table.c.response_status.is_(None) & (table.c.locked_until <= now)
+    statement = _upsert(connection.dialect.name, values, where=(table.c.expires_at <= now) | abandoned)
+    if (await connection.execute(statement)).first() is not None:
+        return KeyClaim(request, token)
+    # The upsert left a live row, and (PostgreSQL) locked it; on SQLite the write
+    # transaction holds the database. Either way it cannot change before this read.
+    row = (await connection.execute(select(table).where(*_key_matches(request)))).one()
+    response = None
+    if row.response_status is not None:
+        response = RecordedResponse(row.response_status, json.loads(row.response_headers), row.response_body)
+    return PriorRequest(row.request_hash, response)
+
+
+async def record_response(connection: AsyncConnection, claim: KeyClaim, response: RecordedResponse) -> None:
+    """Record what every retry gets; in the transaction that did the request's work."""
+    statement = (
+        update(idempotency_keys)
+        .where(*_claim_matches(claim))
+        .values(
+            response_status=response.status,
+            response_headers=json.dumps(response.headers),
+            response_body=response.body,
+        )
+    )
+    if (await connection.execute(statement)).rowcount != 1:
+        raise IdempotencyClaimLostError(f"the Idempotency-Key {claim.request.key!r} was taken over")
+
+
+async def release_claim(connection: AsyncConnection, claim: KeyClaim) -> None:
+    """Give the key up after a failure, so that a retry may run at once."""
+    await connection.execute(delete(idempotency_keys).where(*_claim_matches(claim)))
+
+
+async def purge_expired_keys(connection: AsyncConnection, now: datetime) -> int:
+    result = await connection.execute(delete(idempotency_keys).where(idempotency_keys.c.expires_at <= now))
+    return result.rowcount
+
+
+def _upsert(dialect_name: str, values: dict[str, Any], *, where: ColumnElement[bool]) -> Executable:
+    """INSERT ``values``, or on a key conflict overwrite the row where ``where`` holds; RETURNING
+    a row only if either happened. The two dialects' constructs are alike but distinct types."""
+    table = idempotency_keys
+    keys = [table.c.operation, table.c.idempotency_key]
+    cleared = {"response_status": None, "response_headers": None, "response_body": None}
+    if dialect_name == "postgresql":
+        on_postgresql = postgresql.insert(table).values(values)
+        taken_over = {column: on_postgresql.excluded[column] for column in _CLAIM_COLUMNS} | cleared
+        return on_postgresql.on_conflict_do_update(
+            index_elements=keys, set_=taken_over, where=where
+        ).returning(table.c.claim_token)
+    if dialect_name == "sqlite":
+        on_sqlite = sqlite.insert(table).values(values)
+        taken_over = {column: on_sqlite.excluded[column] for column in _CLAIM_COLUMNS} | cleared
+        return on_sqlite.on_conflict_do_update(index_elements=keys, set_=taken_over, where=where).returning(
+            table.c.claim_token
+        )
+    raise NotImplementedError(
+        f"idempotency keys need INSERT ... ON CONFLICT, which {dialect_name} lacks here"
+    )
+
+
+def _key_matches(request: IdempotentRequest) -> tuple[ColumnElement[bool], ...]:
+    table = idempotency_keys
+    return (table.c.operation == request.operation, table.c.idempotency_key == request.key)
+
+
+def _claim_matches(claim: KeyClaim) -> tuple[ColumnElement[bool], ...]:
+    table = idempotency_keys
+    return (
+        *_key_matches(claim.request),
+        table.c.claim_token == claim.token,
+        table.c.response_status.is_(None),
+    )

@@ -1,0 +1,93 @@
+"""Conditional requests on items, for every version: ETag out, If-Match and If-None-Match in.
+
+A write with ``If-Match`` passes the revisions it names to the store, which checks them in
+the UPDATE or DELETE statement itself; a mismatch surfaces as ``RevisionMismatchError``,
+which ``web.py`` answers with 412 and the current tag. A missing item stays a 404 whatever
+the header says: preconditions apply only to what would otherwise succeed (RFC 9110 13.2.1).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Header
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from services.catalog.etags import Condition, MalformedConditionError, item_tag, parse_condition
+from services.catalog.web import ItemIdPath, problem_response_doc
+
+if TYPE_CHECKING:
+    from services.catalog.domain import Item
+
+ETAG_HEADER: dict[str, Any] = {
+    "ETag": {
+        "description": 'The item revision\'s strong entity tag, e.g. `"42-3"`: send it back in If-Match or If-None-Match.',
+        "schema": {"type": "string"},
+    }
+}
+
+
+MALFORMED_CONDITION_RESPONSE = problem_response_doc("A malformed If-Match or If-None-Match header.")
+NOT_MODIFIED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    304: {"description": "The item still has the tag If-None-Match names; no body.", "headers": ETAG_HEADER},
+    400: MALFORMED_CONDITION_RESPONSE,
+}
+PRECONDITION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: MALFORMED_CONDITION_RESPONSE,
+    412: problem_response_doc(
+        "The item is no longer at a revision If-Match names: read it again. ETag is its current tag.",
+        headers=ETAG_HEADER,
+    ),
+}
+
+
+def _parse(header_name: str, value: str) -> Condition:
+    try:
+        return parse_condition(value)
+    except MalformedConditionError as error:
+        raise HTTPException(400, f"malformed {header_name} header: {error}") from None
+
+
+def _expected_revisions(
+    item_id: ItemIdPath,
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description=(
+                "Write only if the item is still at this revision: its ETag (or several,"
+                " comma-separated), or `*` for any. Otherwise 412 Precondition Failed."
+            ),
+        ),
+    ] = None,
+) -> frozenset[int] | None:
+    return None if if_match is None else _parse("If-Match", if_match).revisions_of(item_id)
+
+
+def _if_none_match(
+    if_none_match: Annotated[
+        str | None,
+        Header(
+            alias="If-None-Match",
+            description="Answer 304 Not Modified, without a body, while the item still has this ETag (or `*`).",
+        ),
+    ] = None,
+) -> Condition | None:
+    return None if if_none_match is None else _parse("If-None-Match", if_none_match)
+
+
+# The revisions If-Match accepts, for the store's ``expected_revisions`` (None: any).
+ExpectedRevisions = Annotated[frozenset[int] | None, Depends(_expected_revisions)]
+IfNoneMatch = Annotated[Condition | None, Depends(_if_none_match)]
+
+
+def etag_of(item: Item) -> str:
+    return str(item_tag(item.id, item.revision))
+
+
+def not_modified(condition: Condition | None, item: Item) -> Response | None:
+    """304 with the tag when ``condition`` (If-None-Match) matches the item, else None."""
+    if condition is None or not condition.matches_weakly(item_tag(item.id, item.revision)):
+        return None
+    return Response(status_code=304, headers={"ETag": etag_of(item)})
