@@ -46,9 +46,13 @@ def test_a_killed_workers_counts_survive_its_death(gateway_group: GatewayGroup) 
             served_by[pid] = served_by.get(pid, 0) + 1
         victim = min(served_by)
         os.kill(victim, signal.SIGKILL)
-        assert wait_for(lambda: victim not in worker_pids(server) and len(worker_pids(server)) == 2, 15)
+        respawned = wait_for(lambda: victim not in worker_pids(server) and len(worker_pids(server)) == 2, 30)
+        assert respawned, f"no new worker after killing {victim}: {worker_pids(server)}"
         with loopback_client(server.origin) as client:
             text = client.get("/metrics").text
         # Counters keep what the dead worker served; its live gauges are dropped (child_exit).
-        assert sum(float(value) for value in _PID_ROUTE_COUNT.findall(text)) == 60
-        assert re.search(r"^gateway_requests_in_flight 1\.0$", text, re.M), "only the scrape is in flight"
+        counted = sum(float(value) for value in _PID_ROUTE_COUNT.findall(text))
+        assert counted == 60, f"counted {counted} of 60 requests ({served_by})\n{text}"
+        assert re.search(r"^gateway_requests_in_flight 1\.0$", text, re.M), (
+            f"only the scrape is in flight:\n{text}"
+        )

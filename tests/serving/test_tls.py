@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 import subprocess
@@ -13,6 +14,7 @@ import httpx
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from gateway.client import ClientCertificate, async_client, sync_client
 from gateway.tls.certificates import (
     Authority,
     CertifiedKey,
@@ -217,3 +219,22 @@ def test_health_and_metrics_report_the_server_certificate_expiry(
     assert check["status"] == "warn"
     assert check["output"].startswith("9 days left")
     assert "gateway_tls_certificate_expiry_timestamp_seconds 1." in metrics
+
+
+def test_the_client_library_presents_its_certificate(gateway_group: GatewayGroup, pki: Pki) -> None:
+    billing_cert, billing_key = pki.write(
+        "billing", issue_client_certificate(pki.authority, "billing", trust_domain=TRUST_DOMAIN)
+    )
+    certificate = ClientCertificate(pki.folder / "ca.pem", billing_cert, billing_key)
+    with gateway_group(workers=1, tls=certificate.ssl_context(), **pki.settings("mtls")) as server:
+        # "localhost", not 127.0.0.1: hostname verification is on and the name is in the SANs.
+        origin = server.origin.replace("127.0.0.1", "localhost")
+        with sync_client(certificate, base_url=origin) as client:
+            assert client.get("/v3/whoami").json()["service"] == "billing"
+
+        async def call() -> str | None:
+            async with async_client(certificate, base_url=origin) as client:
+                service: str | None = (await client.get("/v3/whoami")).json()["service"]
+                return service
+
+        assert asyncio.run(call()) == "billing"
