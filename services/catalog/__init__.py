@@ -22,6 +22,7 @@ from services.catalog.preconditions import (
     IfNoneMatch,
     etag_of,
     not_modified,
+    tagged,
 )
 from services.catalog.store import CatalogStore
 from services.catalog.web import (
@@ -81,4 +82,5 @@ __all__ = [
     "response_of",
     "store_lifespan",
     "store_of",
+    "tagged",
 ]

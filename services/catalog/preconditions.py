@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from services.catalog.etags import Condition, MalformedConditionError, item_tag, parse_condition
-from services.catalog.web import ItemIdPath, problem_response_doc
+from services.catalog.web import ItemIdPath, item_not_found, problem_response_doc
 
 if TYPE_CHECKING:
     from services.catalog.domain import Item
@@ -91,3 +91,11 @@ def not_modified(condition: Condition | None, item: Item) -> Response | None:
     if condition is None or not condition.matches_weakly(item_tag(item.id, item.revision)):
         return None
     return Response(status_code=304, headers={"ETag": etag_of(item)})
+
+
+def tagged(item: Item | None, item_id: int, response: Response) -> Item:
+    """The item a route answers with, its ETag set on ``response``; 404 when there is none."""
+    if item is None:
+        raise item_not_found(item_id)
+    response.headers["ETag"] = etag_of(item)
+    return item

@@ -25,6 +25,7 @@ from services.catalog import (
     item_not_found,
     location_of,
     not_modified,
+    tagged,
 )
 from services.v1.schemas import ItemIn, ItemOut
 
@@ -76,12 +77,9 @@ async def read_item(
     item_id: ItemIdPath, store: StoreDep, response: Response, if_none_match: IfNoneMatch
 ) -> ItemOut | Response:
     item = await store.get_item(item_id)
-    if item is None:
-        raise item_not_found(item_id)
-    if (unchanged := not_modified(if_none_match, item)) is not None:
+    if item is not None and (unchanged := not_modified(if_none_match, item)) is not None:
         return unchanged
-    response.headers["ETag"] = etag_of(item)
-    return ItemOut.of(item)
+    return ItemOut.of(tagged(item, item_id, response))
 
 
 @router.put(
@@ -101,10 +99,7 @@ async def replace_item(
 ) -> ItemOut:
     changes: ItemChanges = {"name": body.name, "price_cents": cents_from_amount(body.price)}
     item = await store.update_item(item_id, changes, expected_revisions=expected)
-    if item is None:
-        raise item_not_found(item_id)
-    response.headers["ETag"] = etag_of(item)
-    return ItemOut.of(item)
+    return ItemOut.of(tagged(item, item_id, response))
 
 
 @router.delete(

@@ -37,6 +37,7 @@ from services.catalog import (
     location_of,
     not_modified,
     response_of,
+    tagged,
 )
 from services.catalog.tables import TAG_MAX_LENGTH
 from services.v2.schemas import ItemCreate, ItemOut, ItemPage, ItemPatch
@@ -131,12 +132,9 @@ async def read_item(
     item_id: ItemIdPath, store: StoreDep, response: Response, if_none_match: IfNoneMatch
 ) -> ItemOut | Response:
     item = await store.get_item(item_id)
-    if item is None:
-        raise item_not_found(item_id)
-    if (unchanged := not_modified(if_none_match, item)) is not None:
+    if item is not None and (unchanged := not_modified(if_none_match, item)) is not None:
         return unchanged
-    response.headers["ETag"] = etag_of(item)
-    return ItemOut.of(item)
+    return ItemOut.of(tagged(item, item_id, response))
 
 
 @router.patch(
@@ -155,10 +153,7 @@ async def update_item(
     item_id: ItemIdPath, body: ItemPatch, store: StoreDep, response: Response, expected: ExpectedRevisions
 ) -> ItemOut:
     item = await store.update_item(item_id, _changes_of(body), expected_revisions=expected)
-    if item is None:
-        raise item_not_found(item_id)
-    response.headers["ETag"] = etag_of(item)
-    return ItemOut.of(item)
+    return ItemOut.of(tagged(item, item_id, response))
 
 
 @router.delete(
