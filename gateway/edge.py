@@ -1,7 +1,7 @@
 """The gateway's cross-cutting behaviour, fused into one pure ASGI pass.
 
 Measured on these machines, each pure ASGI middleware costs about 6% of a bare
-FastAPI app's throughput (``BaseHTTPMiddleware``: 65%), so request id, version
+FastAPI app's throughput (Starlette's base-class HTTP middleware: 65%), so request id, version
 lifecycle, body limit and access log share one scan of the headers and one ``send``
 wrapper instead of four stacked layers. Each concern's logic lives in its own module.
 """
