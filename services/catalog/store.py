@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +65,12 @@ class CatalogStore:
         # A request holds a key through two transactions, each bounded by ``call_timeout``; an
         # unfinished claim older than this was abandoned (its process died) and may be retaken.
         self._claim_lease = timedelta(seconds=3 * call_timeout)
+        # SQLite has one write lock per file, and its busy handler is not fair: under many
+        # concurrent writers some sleep past the timeout while others keep winning. So each
+        # process lets one writer at a time contend for it; the others queue here, in order.
+        self._one_writer: AbstractAsyncContextManager[object] = (
+            nullcontext() if is_postgresql else asyncio.Lock()
+        )
         self._schema_ready = False
         self._schema_lock = asyncio.Lock()
         self._next_purge = 0.0
@@ -104,21 +110,21 @@ class CatalogStore:
             await connection.execute(text("SELECT 1"))
 
     async def create_item(self, new_item: NewItem) -> Item:
-        async with self._bounded(), self._writer.begin() as connection:
+        async with self._write() as connection:
             return await _insert_item(connection, new_item)
 
     async def create_item_once(
         self, new_item: NewItem, claim: KeyClaim, respond: Callable[[Item], RecordedResponse]
     ) -> RecordedResponse:
         """Create the item and record ``respond(item)`` under ``claim``, both or neither."""
-        async with self._bounded(), self._writer.begin() as connection:
+        async with self._write() as connection:
             response = respond(await _insert_item(connection, new_item))
             await record_response(connection, claim, response)
         return response
 
     async def claim_idempotency_key(self, request: IdempotentRequest) -> KeyClaim | PriorRequest:
         now = _utc_now()
-        async with self._bounded(), self._writer.begin() as connection:
+        async with self._write() as connection:
             outcome = await claim_key(
                 connection, request, now=now, ttl=self._idempotency_key_ttl, lease=self._claim_lease
             )
@@ -131,12 +137,12 @@ class CatalogStore:
         return outcome
 
     async def release_idempotency_key(self, claim: KeyClaim) -> None:
-        async with self._bounded(), self._writer.begin() as connection:
+        async with self._write() as connection:
             await release_claim(connection, claim)
 
     async def purge_expired_idempotency_keys(self) -> int:
         """Delete the keys past their time to live; how many there were."""
-        async with self._bounded(), self._writer.begin() as connection:
+        async with self._write() as connection:
             return await purge_expired_keys(connection, _utc_now())
 
     async def get_item(self, item_id: int) -> Item | None:
@@ -184,7 +190,7 @@ class CatalogStore:
             .values(**column_values, revision=items.c.revision + 1, updated_at=_utc_now())
             .returning(*items.c)
         )
-        async with self._bounded(), self._writer.begin() as connection:
+        async with self._write() as connection:
             row = (await connection.execute(statement)).one_or_none()
             if row is None:
                 await _raise_if_exists(connection, item_id, expected_revisions)
@@ -200,11 +206,17 @@ class CatalogStore:
     async def delete_item(self, item_id: int, *, expected_revisions: Collection[int] | None = None) -> bool:
         """Delete the item and its tags; False when it did not exist. ``expected_revisions``: as for updates."""
         statement = delete(items).where(items.c.id == item_id, *_revision_in(expected_revisions))
-        async with self._bounded(), self._writer.begin() as connection:
+        async with self._write() as connection:
             if (await connection.execute(statement)).rowcount > 0:
                 return True
             await _raise_if_exists(connection, item_id, expected_revisions)
         return False
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite), bounded by the call timeout."""
+        async with self._bounded(), self._one_writer, self._writer.begin() as connection:
+            yield connection
 
     @asynccontextmanager
     async def _bounded(self) -> AsyncIterator[None]:
