@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -48,7 +49,7 @@ class MountedVersion:
     @property
     def readiness_checks(self) -> list[ReadinessCheck]:
         return [
-            ReadinessCheck(f"{self.entry.name}:{check.name}", check.probe, check.timeout)
+            dataclasses.replace(check, name=f"{self.entry.name}:{check.name}")
             for check in readiness_checks_of(self.app)
         ]
 

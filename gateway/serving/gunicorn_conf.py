@@ -48,9 +48,9 @@ forwarded_allow_ips = _settings.forwarded_allow_ips
 # One JSON log format for Gunicorn, Uvicorn and the gateway.
 logconfig_dict = logging_config(_settings.log_level)
 # Metrics from every worker land in one directory and are summed at /metrics.
-os.environ.setdefault(
-    "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="gateway-metrics-", dir=worker_tmp_dir)
-)
+# (This file runs again on every HUP: the directory is made once.)
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-", dir=worker_tmp_dir)
 
 
 # Gunicorn 27's control socket: unused here, and a second Gunicorn on the machine would

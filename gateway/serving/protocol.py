@@ -82,6 +82,8 @@ async def _overloaded(scope: Scope, receive: Receive, send: Send) -> None:
         (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
         (b"content-length", str(len(body)).encode()),
         (b"retry-after", b"1"),
+        # Shed the connection too, or a pooling client keeps it, and the cap never bites.
+        (b"connection", b"close"),
     ]
     await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -91,6 +93,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     # Set by ``protocol_class`` on a subclass: Uvicorn builds protocols from a class alone.
     limits: ClassVar[HttpLimits]
     tls: ClassVar[ServerTLS | None] = None
+    # Set on the configured class when the server starts shutting down: a connection that
+    # completes its TLS handshake after that drains like the others.
+    server_draining: ClassVar[bool] = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -112,6 +117,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             # Once per connection: every request on it has the same peer and cipher.
             self._tls_extension = connection_tls_extension(ssl_object, self.tls)
         self._start_reading_headers()
+        if self.server_draining:
+            self.shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
@@ -157,8 +164,16 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             # Shared by the connection's requests; the ASGI spec makes it read-only.
             self.scope["extensions"] = {"tls": self._tls_extension}  # type: ignore[dict-item]  # Uvicorn types these values dict[object, object]
         self._header_count = 0
-        if not self._reading_headers:
-            self._start_reading_headers()
+        # The header timeout runs from a request's first byte; the byte counters were reset
+        # when the previous message completed, so nothing of this one is missed.
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(
+                self.limits.header_timeout, self._header_timeout_expired
+            )
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._reset_request_head()
 
     def on_url(self, url: bytes) -> None:
         if len(self.url) + len(url) > self.limits.max_request_line:
@@ -206,7 +221,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         window = self._header_tail + data
         end = window.find(b"\r\n\r\n")
         self._header_bytes_seen += len(data) if end == -1 else max(0, end + 4 - len(self._header_tail))
-        self._header_tail = data[-3:]
+        self._header_tail = window[-3:]
         if self._header_bytes_seen > self.limits.max_header_bytes + line_limit:
             return _RefusedError(
                 431, f"The request headers are larger than {self.limits.max_header_bytes} bytes."
@@ -216,11 +231,15 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def _is_health_probe(self) -> bool:
         return bool(httptools.parse_url(self.url).path.startswith(HEALTH_PATH_PREFIX))
 
-    def _start_reading_headers(self) -> None:
+    def _reset_request_head(self) -> None:
+        """Count the next request's head from its first byte on."""
         self._reading_headers = True
         self._header_bytes_seen = 0
         self._header_tail = b""
         self._request_line_ended = False
+
+    def _start_reading_headers(self) -> None:
+        self._reset_request_head()
         self._cancel_header_timer()
         self._header_timer = self.loop.call_later(self.limits.header_timeout, self._header_timeout_expired)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -54,14 +55,26 @@ def uvicorn_graceful_timeout(settings: Settings) -> float:
 class DrainingServer(Server):
     """Uvicorn's server, told about draining and the pre-stop delay."""
 
-    def __init__(self, config: Config, *, on_drain: Callable[[], None], prestop_delay: float) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        on_drain: Callable[[], None],
+        on_shutdown: Callable[[], None],
+        prestop_delay: float,
+    ) -> None:
         super().__init__(config)
         self._on_drain = on_drain
+        self._on_shutdown = on_shutdown
         self._prestop_delay = prestop_delay
         self._exit_at: float | None = None
+        self._drain_requested = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self._on_drain()
+        # This runs inside a signal handler, between any two bytecodes of the main thread,
+        # which may hold a lock (prometheus_client's, for one): only set flags here; the
+        # next tick (within 0.1 s) turns readiness to 503.
+        self._drain_requested = True
         if sig == signal.SIGTERM and self._prestop_delay > 0 and not self.should_exit:
             # Keep serving, with readiness 503, until the load balancer has noticed.
             if self._exit_at is None:
@@ -70,15 +83,27 @@ class DrainingServer(Server):
         super().handle_exit(sig, frame)
 
     def quick_exit(self) -> None:
+        # Called from the event loop (add_signal_handler), so it may do real work.
         self._on_drain()
+        if self.should_exit:
+            # Already draining: cut what runs now (the edge answers each with 503).
+            for task in self.server_state.tasks:
+                task.cancel()
         # Uvicorn annotates this int, but hands it to asyncio.wait_for, which takes any float.
         self.config.timeout_graceful_shutdown = QUICK_EXIT_GRACE_SECONDS  # type: ignore[assignment]
         self.should_exit = True
 
     async def on_tick(self, counter: int) -> bool:
+        if self._drain_requested:
+            self._drain_requested = False
+            self._on_drain()
         if self._exit_at is not None and time.monotonic() >= self._exit_at:
             self.should_exit = True
         return await super().on_tick(counter)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._on_shutdown()
+        await super().shutdown(sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -112,11 +137,12 @@ class GatewayWorker(UvicornWorker):
             if self.ssl_context is not None
             else None
         )
+        self.http_protocol_class = protocol_class(limits, tls)
         config_kwargs: dict[str, Any] = {
             "app": None,
             "log_config": None,
             "access_log": False,  # The gateway writes its own structured access line.
-            "http": self._http_protocol(protocol_class(limits, tls)),
+            "http": self._http_protocol(self.http_protocol_class),
             # With TLS, asyncio's own loop: under uvloop 0.23 a start_tls on a transport
             # paused since connection_made (which the gateway's handshake needs, or the
             # ClientHello can be lost) stalls when the server asks for a client certificate.
@@ -141,6 +167,9 @@ class GatewayWorker(UvicornWorker):
         # refused one is logged; Uvicorn's own TLS (config.ssl) stays off.
         return tls_protocol_factory(http_protocol, self.ssl_context, self.settings.header_timeout)
 
+    def _mark_draining(self) -> None:
+        self.http_protocol_class.server_draining = True
+
     def _install_sigquit_handler(self) -> None:
         # Gunicorn sends SIGQUIT for a quick shutdown (SIGINT or SIGQUIT to the arbiter).
         loop = asyncio.get_running_loop()
@@ -155,6 +184,7 @@ class GatewayWorker(UvicornWorker):
         self.server = DrainingServer(
             config=self.config,
             on_drain=lambda: begin_draining(self.wsgi),
+            on_shutdown=self._mark_draining,
             prestop_delay=self.settings.prestop_delay,
         )
         self._install_sigquit_handler()

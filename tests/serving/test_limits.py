@@ -30,6 +30,44 @@ def test_oversized_request_heads_are_refused(gateway_group: GatewayGroup) -> Non
         assert b"content-type: application/problem+json" in refused.head
         # Within the limits, the same kinds of request pass.
         assert send_raw(server.port, request_head("GET", "/v3/hello", [("X-Some", "a" * 1000)])).status == 200
+        assert _second_request_in_two_reads(server.port) == 200
+
+
+def _second_request_in_two_reads(port: int) -> int:
+    """A kept-alive connection's second request with a 20 KB cookie, sent in two writes:
+    its head is measured from its own first byte, so it is well within the limits."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request_head("GET", "/v3/hello"))
+        assert _read_response(connection).startswith(b"HTTP/1.1 200")
+        second = request_head("GET", "/v3/hello", [("Cookie", "c=" + "a" * 20_000)])
+        connection.sendall(second[:10_000])
+        time.sleep(0.05)
+        connection.sendall(second[10_000:])
+        answer = _read_response(connection)
+    return int(answer.split(b" ", 2)[1])
+
+
+def _read_response(connection: socket.socket) -> bytes:
+    """One whole response (head and Content-Length body): the server writes them apart."""
+    received = b""
+    for _ in range(100):
+        head, separator, body = received.partition(b"\r\n\r\n")
+        if separator:
+            length = next(
+                (
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            if len(body) >= length:
+                return received
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received
 
 
 @pytest.mark.parametrize("path", ["/v1/items", "/v2/items", "/health/live"])

@@ -31,7 +31,9 @@ def test_concurrent_writers_across_four_workers_lose_no_update(gateway_group: Ga
     statuses = sorted({response.status_code for response in responses})
     failed = [response for response in responses if response.status_code != 200]
     problems = [line for line in log.splitlines() if '"WARNING"' in line or '"ERROR"' in line]
-    assert statuses == [200], f"{len(failed)} of {WRITERS} failed with {statuses}; server said: {problems[:3]}"
+    assert statuses == [200], (
+        f"{len(failed)} of {WRITERS} failed with {statuses}; server said: {problems[:3]}"
+    )
     # Every PATCH bumped the revision once, atomically: the ETag counts them all.
     assert final.headers["etag"] == f'"{item_id}-{1 + WRITERS}"'
     assert "database is locked" not in log
