@@ -50,11 +50,18 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(gateway_group: Gateway
             sent_term = time.monotonic()
             os.kill(server.process.pid, signal.SIGTERM)
 
-            # During the pre-stop delay the gateway still answers, but no longer as ready.
-            with loopback_client(server.origin) as client:
-                readiness = client.get("/health/ready")
-            assert readiness.status_code == 503
-            assert readiness.json()["output"].startswith("draining")
+            # During the pre-stop delay the gateway still answers, but no longer as ready: the
+            # worker flips readiness on its next tick (every 0.1 s), well within the delay.
+            answers: list[httpx.Response] = []
+
+            def not_ready() -> bool:
+                with loopback_client(server.origin) as client:
+                    answers.append(client.get("/health/ready"))
+                return answers[-1].status_code == 503
+
+            assert wait_for(not_ready, 1.0, interval=0.05), [answer.status_code for answer in answers]
+            assert time.monotonic() - sent_term < 2, "readiness turned 503 before the pre-stop delay ended"
+            assert answers[-1].json()["output"].startswith("draining")
 
             responses = [future.result(timeout=30) for future in futures]
         assert [response.status_code for response in responses] == [200] * SLOW_REQUESTS
