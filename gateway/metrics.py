@@ -31,9 +31,9 @@ def multiprocess_registry() -> CollectorRegistry:
 
 class GatewayMetrics:
     def __init__(self) -> None:
-        self.multiprocess = bool(os.environ.get(MULTIPROCESS_DIRECTORY_VARIABLE))
         # In multiprocess mode the values live in files, and a scrape builds its own registry.
-        self._registry = None if self.multiprocess else CollectorRegistry()
+        multiprocess = bool(os.environ.get(MULTIPROCESS_DIRECTORY_VARIABLE))
+        self._registry = None if multiprocess else CollectorRegistry()
         labels = ["api_version", "route", "method", "status_class"]
         self.requests = Counter("gateway_requests", "HTTP requests served.", labels, registry=self._registry)
         self.duration = Histogram(

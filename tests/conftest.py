@@ -11,7 +11,7 @@ from asgi_lifespan import LifespanManager
 
 from gateway.app import create_app
 from gateway.settings import Settings
-from gateway.versions import Lifecycle, VersionEntry
+from gateway.versions import VersionEntry, default_registry
 
 FAR_FUTURE = datetime(2099, 1, 1, tzinfo=UTC)
 PROBE_FACTORY = "tests.versions.probe:create_app"
@@ -29,15 +29,8 @@ def probe_version(prefix: str = "/v3", factory: str = PROBE_FACTORY, **lifecycle
 def catalog_versions() -> list[VersionEntry]:
     """v1 and v2 as shipped, but with a sunset that no test run will reach."""
     return [
-        VersionEntry(
-            prefix="/v1",
-            factory="services.v1:create_app",
-            status=Lifecycle.DEPRECATED,
-            deprecated_at=datetime(2026, 9, 1, tzinfo=UTC),
-            sunset_at=FAR_FUTURE,
-            successor="/v2",
-        ),
-        VersionEntry(prefix="/v2", factory="services.v2:create_app"),
+        entry.model_copy(update={"sunset_at": FAR_FUTURE}) if entry.sunset_at is not None else entry
+        for entry in default_registry()
     ]
 
 

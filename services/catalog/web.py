@@ -12,7 +12,7 @@ import logging
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
-from fastapi import Depends, Path, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from starlette.exceptions import HTTPException
 
 from gateway.errors import PROBLEM_CONTENT_TYPE, problem_response
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from contextlib import AbstractAsyncContextManager
 
-    from fastapi import FastAPI
     from starlette.applications import Starlette
     from starlette.responses import Response
 
@@ -59,6 +58,18 @@ def store_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncConte
             await store.close()
 
     return lifespan
+
+
+def create_catalog_app(
+    settings: Settings, router: APIRouter, *, title: str, version: str, description: str
+) -> FastAPI:
+    """A version app of the catalog: its routes over the shared store, with the store's
+    lifespan, readiness check and unavailability handling."""
+    app = FastAPI(title=title, version=version, description=description, lifespan=store_lifespan(settings))
+    app.include_router(router)
+    add_store_readiness_check(app)
+    install_store_error_handlers(app)
+    return app
 
 
 def store_of(app: Starlette) -> CatalogStore:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
-
-from services.catalog import add_store_readiness_check, install_store_error_handlers, store_lifespan
+from services.catalog import create_catalog_app
 from services.v2.routes import router
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from gateway.settings import Settings
 
 DESCRIPTION = """\
@@ -20,13 +20,6 @@ The items catalog. Prices are exact: amounts are decimal strings with two decima
 
 
 def create_app(settings: Settings) -> FastAPI:
-    app = FastAPI(
-        title="Items catalog v2",
-        version="2.0.0",
-        description=DESCRIPTION,
-        lifespan=store_lifespan(settings),
+    return create_catalog_app(
+        settings, router, title="Items catalog v2", version="2.0.0", description=DESCRIPTION
     )
-    app.include_router(router)
-    add_store_readiness_check(app)
-    install_store_error_handlers(app)
-    return app
