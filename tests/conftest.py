@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +11,9 @@ from asgi_lifespan import LifespanManager
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.versions import VersionEntry, default_registry
+
+# The catalog databases (sqlite_url, database_url, ...) every package's tests may ask for.
+pytest_plugins = ["tests.database_fixtures"]
 
 FAR_FUTURE = datetime(2099, 1, 1, tzinfo=UTC)
 PROBE_FACTORY = "tests.versions.probe:create_app"
@@ -35,11 +37,13 @@ def catalog_versions() -> list[VersionEntry]:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+def make_settings(sqlite_url: str) -> Callable[..., Settings]:
     def build(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'catalog.sqlite3'}",
+            "database_url": sqlite_url,
             "versions": [probe_version()],
+            # Most tests need no catalog; those of /internal ask for it.
+            "internal_app": None,
         }
         values.update(overrides)
         # _env_file=None: a developer's .env never leaks into a test.

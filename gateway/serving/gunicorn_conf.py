@@ -58,8 +58,22 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
 control_socket_disable = True
 
 
+def on_starting(server: object) -> None:
+    """Migrate the catalog once per process group, before any worker forks (workers never run
+    DDL), when GATEWAY_DATABASE_MIGRATE_ON_START says so (default: SQLite only); then warn
+    about a schema behind the code or a connection budget over PostgreSQL's max_connections."""
+    from gateway.cli_db import prepare_database
+
+    prepare_database(_settings, workers=getattr(server, "num_workers", None) or workers)
+
+
 def when_ready(server: object) -> None:
-    """With GATEWAY_METRICS_PORT, the arbiter serves every worker's metrics on a port of its own."""
+    """SIGHUP is refused, logged, while the settings or TLS files would not load (a HUP
+    would otherwise take the group down); with GATEWAY_METRICS_PORT, the arbiter serves
+    every worker's metrics on a port of its own."""
+    from gateway.serving.reload_guard import guard_reloads
+
+    guard_reloads(server)
     if _settings.metrics_enabled and _settings.metrics_port is not None:
         from prometheus_client import start_http_server
 

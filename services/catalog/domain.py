@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
@@ -30,6 +31,20 @@ class NewItem:
     price: Money
     description: str | None = None
     tags: tuple[str, ...] = ()
+
+
+class ImportStatus(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"  # Already as imported: no new revision.
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    """What importing one item did, and the item as it now is."""
+
+    status: ImportStatus
+    item: Item
 
 
 class ItemChanges(TypedDict, total=False):

@@ -1,5 +1,11 @@
 """The catalog's async engine, with SQLite set up for several worker processes at once.
 
+Transactions are only for writes: a connection runs each statement on its own (autocommit)
+unless it comes from ``writer_of(engine)``. Every read of the store is one statement, and a
+statement sees one snapshot of the database by itself on both backends, so a read needs no
+BEGIN nor ROLLBACK: each is a round trip to PostgreSQL, or a hop to aiosqlite's connection
+thread and back (each hop competes with the event loop for the GIL).
+
 Python's sqlite3 module begins transactions lazily (on the first INSERT, UPDATE or DELETE),
 so a read-modify-write runs its read outside any transaction and concurrent updates are
 silently lost (https://github.com/python/cpython/issues/54133). SQLAlchemy's documented
@@ -7,7 +13,7 @@ recipe takes transaction control over instead:
 https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl
 Write transactions begin with ``BEGIN IMMEDIATE``, which takes the write lock up front and
 waits ``busy_timeout`` for it, rather than failing with "database is locked" when a read
-transaction later tries to upgrade. Other backends keep their driver's behaviour.
+transaction later tries to upgrade. On PostgreSQL, write transactions are READ COMMITTED.
 
 On PostgreSQL through asyncpg, ``timeout`` bounds connecting and every statement, and a
 ``search_path`` query parameter selects the schema (asyncpg has no URL form for it):
@@ -26,25 +32,37 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
-    from sqlalchemy.pool import ConnectionPoolEntry
+    from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
 _WAL_SWITCH_ATTEMPTS = 200
 _WAL_SWITCH_PAUSE_SECONDS = 0.025
 
 # Execution option that marks a connection's transactions as writes.
 WRITE_TRANSACTION_OPTION = "catalog_write_transaction"
+# The isolation of PostgreSQL's write transactions (the server's default).
+POSTGRESQL_WRITE_ISOLATION = "READ COMMITTED"
 DEFAULT_TIMEOUT = 5.0
+# Connections a PostgreSQL pool keeps per process, and how many more it may open under load
+# (see connections.py for what that adds up to across workers and replicas).
+DEFAULT_POOL_SIZE = 5
+DEFAULT_MAX_OVERFLOW = 5
 SEARCH_PATH_PARAMETER = "search_path"
 
 
 def create_catalog_engine(
-    database_url: str, *, busy_timeout: float, timeout: float = DEFAULT_TIMEOUT
+    database_url: str,
+    *,
+    busy_timeout: float,
+    timeout: float = DEFAULT_TIMEOUT,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    max_overflow: int = DEFAULT_MAX_OVERFLOW,
 ) -> AsyncEngine:
     """An engine for ``database_url``.
 
     ``busy_timeout`` is how long a SQLite writer waits for the lock (at most ``timeout``);
     ``timeout`` how long a connection may take to open, a pooled one to free up, and a
-    statement to run, in seconds.
+    statement to run, in seconds. ``pool_size`` and ``max_overflow`` size a server
+    database's pool (SQLite keeps SQLAlchemy's defaults: its connections are files).
     """
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
@@ -56,10 +74,22 @@ def create_catalog_engine(
                 connect_args["server_settings"] = {"search_path": str(search_path)}
                 url = url.difference_update_query([SEARCH_PATH_PARAMETER])
         # pool_pre_ping: a connection the server dropped (a restart, a failover) is replaced
-        # before use, so the store recovers by itself when the database comes back.
-        return create_async_engine(url, pool_pre_ping=True, pool_timeout=timeout, connect_args=connect_args)
+        # before use, so the store recovers by itself when the database comes back. In
+        # autocommit the ping is one round trip; in a transaction, asyncpg's ping takes three
+        # (BEGIN, the ping, ROLLBACK) on every checkout.
+        return create_async_engine(
+            url,
+            isolation_level="AUTOCOMMIT",
+            pool_pre_ping=True,
+            pool_timeout=timeout,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            connect_args=connect_args,
+        )
     _create_parent_directory(url)
-    engine = create_async_engine(url)
+    # pool_reset_on_return=None: the pool would roll back every returned connection, a hop to
+    # aiosqlite's thread even after a commit; ``reset_connection`` rolls back only what is open.
+    engine = create_async_engine(url, pool_reset_on_return=None)
     # aiosqlite runs each call in a thread that cannot be interrupted, so the store's own
     # bound on a call takes effect only once the call returns: a lock wait longer than
     # ``timeout`` would hold the request that long anyway.
@@ -69,7 +99,13 @@ def create_catalog_engine(
 
 
 def writer_of(engine: AsyncEngine) -> AsyncEngine:
-    """A view of ``engine`` (same pool) whose transactions take the write lock when they begin."""
+    """A view of ``engine`` (same pool) whose connections run transactions: on SQLite they
+    take the write lock when they begin (``BEGIN IMMEDIATE``), on PostgreSQL they are READ
+    COMMITTED; the engine's own connections run each statement on its own."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(
+            isolation_level=POSTGRESQL_WRITE_ISOLATION, **{WRITE_TRANSACTION_OPTION: True}
+        )
     return engine.execution_options(**{WRITE_TRANSACTION_OPTION: True})
 
 
@@ -121,8 +157,23 @@ def _take_over_sqlite_transactions(engine: Engine, *, busy_timeout_ms: int) -> N
             cursor.close()
 
     def begin_transaction(connection: Connection) -> None:
-        is_write = connection.get_execution_options().get(WRITE_TRANSACTION_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if is_write else "BEGIN")
+        # Without BEGIN, SQLite runs each statement in a transaction of its own: all a read
+        # needs, since each is one statement.
+        if connection.get_execution_options().get(WRITE_TRANSACTION_OPTION, False):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def reset_connection(
+        dbapi_connection: Any, connection_record: ConnectionPoolEntry, reset_state: PoolResetState
+    ) -> None:
+        # What the pool's reset-on-return does, when there is something to undo: a connection
+        # whose transaction its Connection could not end (the rollback failed or was
+        # cancelled) must not go back to the pool holding the write lock. asyncio_safe is
+        # False only while the garbage collector discards the connection, which cannot await.
+        if reset_state.asyncio_safe and not reset_state.transaction_was_reset:
+            sqlite_connection = connection_record.driver_connection  # aiosqlite's, read without a hop
+            if sqlite_connection is not None and sqlite_connection.in_transaction:
+                dbapi_connection.rollback()
 
     event.listen(engine, "connect", configure_connection)
     event.listen(engine, "begin", begin_transaction)
+    event.listen(engine, "reset", reset_connection)

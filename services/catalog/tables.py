@@ -1,4 +1,8 @@
-"""The catalog's tables, shared by every API version: items, their tags, idempotency keys."""
+"""The catalog's tables, shared by every API version: items, their tags, idempotency keys.
+
+What the code expects; the database gets it through migrations (``migrations/``): a change
+here needs one, written by ``gateway db revision -m "..." --autogenerate``.
+"""
 
 from __future__ import annotations
 

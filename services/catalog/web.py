@@ -16,15 +16,17 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from starlette.exceptions import HTTPException
 
 from gateway.errors import PROBLEM_CONTENT_TYPE, problem_response
-from gateway.health import ReadinessCheck, add_readiness_check
+from gateway.health import ProbeReport, ReadinessCheck, add_readiness_check
+from gateway.shared import shared_resources_of
 from services.catalog.availability import CatalogUnavailableError
 from services.catalog.domain import RevisionMismatchError
 from services.catalog.etags import item_tag
+from services.catalog.schema import SchemaNotCurrentError, SchemaState
 from services.catalog.store import CatalogStore
 from services.catalog.tables import MAX_ITEM_ID
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from contextlib import AbstractAsyncContextManager
 
     from starlette.applications import Starlette
@@ -42,22 +44,43 @@ logger = logging.getLogger("services.catalog")
 def store_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """A lifespan that opens the store from ``settings`` on start-up and closes it on shutdown."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = await CatalogStore.open(
+    async def open_store() -> CatalogStore:
+        return await CatalogStore.open(
             settings.database_url,
             busy_timeout=settings.database_busy_timeout,
             call_timeout=settings.database_timeout,
             idempotency_key_ttl=settings.idempotency_key_ttl,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
         )
-        setattr(app.state, STORE_STATE_KEY, store)
-        try:
-            yield
-        finally:
-            setattr(app.state, STORE_STATE_KEY, None)
-            await store.close()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Under the gateway every catalog app (v1, v2, /internal) shares one store, so a
+        # worker has one pool and one SQLite writer queue (gateway/shared.py).
+        resources = shared_resources_of(app)
+        opening = (
+            _own_store(open_store)
+            if resources is None
+            else resources.share((STORE_STATE_KEY, settings.database_url), open_store, CatalogStore.close)
+        )
+        async with opening as store:
+            setattr(app.state, STORE_STATE_KEY, store)
+            try:
+                yield
+            finally:
+                setattr(app.state, STORE_STATE_KEY, None)
 
     return lifespan
+
+
+@asynccontextmanager
+async def _own_store(open_store: Callable[[], Awaitable[CatalogStore]]) -> AsyncIterator[CatalogStore]:
+    store = await open_store()
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def create_catalog_app(
@@ -79,7 +102,9 @@ def store_of(app: Starlette) -> CatalogStore:
     return cast("CatalogStore", store)
 
 
-def get_store(request: Request) -> CatalogStore:
+# async, though it never awaits: FastAPI runs a plain ``def`` dependency in its thread pool,
+# a hop to another thread and back on every request.
+async def get_store(request: Request) -> CatalogStore:
     return store_of(request.app)
 
 
@@ -88,11 +113,17 @@ ItemIdPath = Annotated[int, Path(ge=1, le=MAX_ITEM_ID, description="The item's i
 
 
 def add_store_readiness_check(app: FastAPI) -> None:
-    """Report the app unready until its store answers ``SELECT 1``."""
+    """Report the app unready until its store answers ``SELECT 1`` with the schema the code
+    needs; ready with a warning on a schema a newer release migrated."""
 
-    async def probe() -> None:
+    async def probe() -> ProbeReport | None:
         # Looked up per probe: the store exists only while the lifespan runs.
-        await store_of(app).ping()
+        store = store_of(app)
+        await store.ping()
+        status = store.schema_status
+        if status is not None and status.state is SchemaState.AHEAD:
+            return ProbeReport(status="warn", output=status.describe())
+        return None
 
     add_readiness_check(app, ReadinessCheck(name=READINESS_CHECK_NAME, probe=probe))
 
@@ -110,9 +141,16 @@ def install_store_error_handlers(app: FastAPI) -> None:
 async def _answer_unavailable(request: Request, error: Exception) -> Response:
     # A warning without a traceback: the cause is outside the process, and the message names it.
     logger.warning("%s %s: the catalog database is unavailable: %s", request.method, request.url.path, error)
+    # A driver's error may name hosts and users, so clients get a fixed sentence; but a schema
+    # behind the code is the deploy's to fix, and saying so (with the revisions) is safe.
+    detail = (
+        f"The catalog's database schema is not ready: {error}."
+        if isinstance(error, SchemaNotCurrentError)
+        else "The catalog's database is unavailable; retry later."
+    )
     return problem_response(
         503,
-        "The catalog's database is unavailable; retry later.",
+        detail,
         instance=request.url.path,
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )

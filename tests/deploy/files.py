@@ -155,6 +155,13 @@ def gateway_container(deployment: dict[str, Any]) -> dict[str, Any]:
     return containers[0]
 
 
+def migration_container(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The init container that migrates the catalog before the gateway starts."""
+    containers: list[dict[str, Any]] = deployment["spec"]["template"]["spec"].get("initContainers", [])
+    assert len(containers) == 1, "one init container: the migration"
+    return containers[0]
+
+
 def container_env(container: dict[str, Any]) -> dict[str, str]:
     """The literal ``value`` of each variable (those from Secrets or ConfigMaps are left out)."""
     return {

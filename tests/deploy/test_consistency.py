@@ -14,7 +14,14 @@ from starlette.routing import Route
 
 from gateway.app import create_app
 from gateway.settings import ENV_PREFIX, Settings
-from tests.deploy.files import container_env, final_stage, gateway_container, healthcheck, manifest_of_kind
+from tests.deploy.files import (
+    container_env,
+    final_stage,
+    gateway_container,
+    healthcheck,
+    manifest_of_kind,
+    migration_container,
+)
 
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 # A path inside the container, not a temporary file of this machine.
@@ -68,6 +75,7 @@ def test_every_gateway_variable_set_is_a_valid_setting() -> None:
     for environment in (
         final_stage().env(),
         container_env(gateway_container(manifest_of_kind("Deployment"))),
+        container_env(migration_container(manifest_of_kind("Deployment"))),
     ):
         for name in gateway_environment(environment):
             # A misspelt name would be ignored silently by the process, so refuse it here.

@@ -20,6 +20,7 @@ from tests.deploy.files import (
     load_documents,
     manifest_of_kind,
     manifest_paths,
+    migration_container,
 )
 
 # The oldest Kubernetes the manifests are for (the kubelet's preStop `sleep` action is on
@@ -88,9 +89,10 @@ def test_the_service_and_the_budget_select_the_gateway_pods() -> None:
         assert selector.items() <= pod_labels.items(), kind
 
 
-def test_the_pod_is_locked_down() -> None:
+@pytest.mark.parametrize("container_of", [gateway_container, migration_container])
+def test_the_pod_is_locked_down(container_of: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
     pod = manifest_of_kind("Deployment")["spec"]["template"]["spec"]
-    container = gateway_container(manifest_of_kind("Deployment"))
+    container = container_of(manifest_of_kind("Deployment"))
     # A container's own securityContext overrides the pod's.
     effective = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
     assert effective["runAsNonRoot"] is True
@@ -115,6 +117,24 @@ def test_the_probes_ask_the_gateway_over_http() -> None:
     port_names = {port["name"] for port in container["ports"]}
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"]["port"] in port_names, probe
+
+
+def test_the_schema_is_migrated_by_the_init_container_with_the_gateways_database() -> None:
+    deployment = manifest_of_kind("Deployment")
+    gateway, migrate = gateway_container(deployment), migration_container(deployment)
+
+    assert migrate["command"] == ["gateway", "db", "upgrade"]
+    assert migrate["image"] == gateway["image"]
+    # The same variable, literal or from a Secret: the migration and the workers share one database.
+    [gateway_url] = [variable for variable in gateway["env"] if variable["name"] == "GATEWAY_DATABASE_URL"]
+    [migrate_url] = [variable for variable in migrate["env"] if variable["name"] == "GATEWAY_DATABASE_URL"]
+    assert migrate_url == gateway_url
+    # An SQLite file is only shared through the same volume at the same path.
+    assert {(mount["name"], mount["mountPath"]) for mount in gateway["volumeMounts"]} <= {
+        (mount["name"], mount["mountPath"]) for mount in migrate["volumeMounts"]
+    }
+    # The workers' arbiter need not migrate again.
+    assert container_env(gateway)["GATEWAY_DATABASE_MIGRATE_ON_START"] == "false"
 
 
 def test_the_sqlite_default_runs_as_a_single_replica() -> None:

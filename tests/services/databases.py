@@ -3,6 +3,7 @@
 Every PostgreSQL test gets a schema of its own (``catalog_test_<random>``), selected by the
 URL's ``search_path`` parameter and dropped afterwards, so runs never see each other's rows.
 The server is asked for once per session; without one, the PostgreSQL variants skip.
+Workers never create tables, so a test's database is migrated first, as a deploy would.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import os
 import secrets
 import socket
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
@@ -19,6 +21,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
+
+from services.catalog.migrate import UpgradeReport, upgrade_schema
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -65,6 +69,11 @@ def postgresql_unavailable_reason(url: str) -> str | None:
     except (OSError, SQLAlchemyError) as error:
         return f"{type(error).__name__}: {error}".splitlines()[0]
     return None
+
+
+def migrate(url: str) -> UpgradeReport:
+    """``gateway db upgrade`` on ``url``, from synchronous code."""
+    return run_outside_the_event_loop(lambda: upgrade_schema(url, statement_timeout=30))
 
 
 def create_test_schema(url: str) -> str:
@@ -148,3 +157,29 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             await writer.drain()
     finally:
         writer.transport.abort()
+
+
+class BackgroundTcpProxy:
+    """A ``TcpProxy`` on an event loop of its own thread, for synchronous tests of real servers."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._proxy = TcpProxy(target_host, target_port)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return self._proxy.port
+
+    def start(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._proxy.start(), self._loop).result(CONNECT_TIMEOUT_SECONDS)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._proxy.stop(), self._loop).result(CONNECT_TIMEOUT_SECONDS)
+
+    def close(self) -> None:
+        self.stop()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(CONNECT_TIMEOUT_SECONDS)
+        self._loop.close()

@@ -6,8 +6,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from gateway.settings import Settings
+from services import v2
+from services.catalog import store_of
 from services.catalog.engine import create_catalog_engine, writer_of
+from tests.services.utils import serve
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,7 +34,9 @@ async def test_every_sqlite_connection_is_configured(sqlite_url: str) -> None:
     assert settings == {"journal_mode": "wal", "busy_timeout": 2500, "synchronous": 1, "foreign_keys": 1}
 
 
-async def test_write_transactions_begin_immediate_and_reads_deferred(sqlite_url: str) -> None:
+async def test_write_transactions_begin_immediate_and_other_statements_run_on_their_own(
+    sqlite_url: str,
+) -> None:
     engine = create_catalog_engine(sqlite_url, busy_timeout=5)
     statements: list[str] = []
 
@@ -42,15 +49,37 @@ async def test_write_transactions_begin_immediate_and_reads_deferred(sqlite_url:
             await connection.execute(text("SELECT 1"))
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 2"))
+            raw = await connection.get_raw_connection()
+            in_transaction = raw.driver_connection.in_transaction  # type: ignore[union-attr]
     finally:
         await engine.dispose()
 
     assert [statement for statement in statements if not statement.startswith("PRAGMA")] == [
         "BEGIN IMMEDIATE",
         "SELECT 1",
-        "BEGIN",
         "SELECT 2",
     ]
+    assert not in_transaction
+
+
+async def test_a_connection_never_returns_to_the_pool_inside_a_transaction(sqlite_url: str) -> None:
+    # Its Connection ends what SQLAlchemy began; the pool ends the rest (here a transaction
+    # begun behind SQLAlchemy's back, as one whose rollback failed would be left).
+    engine = create_catalog_engine(sqlite_url, busy_timeout=5)
+    other = create_catalog_engine(sqlite_url, busy_timeout=0.2)
+    try:
+        async with engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            await raw.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+        # The write lock is free again: another engine takes it without waiting.
+        async with writer_of(other).begin() as connection:
+            await connection.execute(text("SELECT 1"))
+        async with engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            assert not raw.driver_connection.in_transaction  # type: ignore[union-attr]
+    finally:
+        await engine.dispose()
+        await other.dispose()
 
 
 async def _increment(engine: AsyncEngine) -> None:
@@ -78,10 +107,28 @@ async def test_read_modify_write_in_a_write_transaction_loses_nothing(sqlite_url
             await engine.dispose()
 
 
-def test_other_backends_keep_their_driver_transactions() -> None:
+def test_postgresql_begins_its_transactions_through_the_driver() -> None:
     engine = create_catalog_engine("postgresql+asyncpg://catalog@db.invalid/catalog", busy_timeout=5)
 
     assert not engine.sync_engine.dispatch.begin
+
+
+async def test_postgresql_writes_run_in_transactions_and_other_statements_on_their_own(
+    postgresql_schema_url: str,
+) -> None:
+    engine = create_catalog_engine(postgresql_schema_url, busy_timeout=5)
+    transaction_id = text("SELECT txid_current()")  # Assigns one if the transaction has none yet.
+    try:
+        async with writer_of(engine).begin() as connection:
+            isolation = (await connection.execute(text("SHOW transaction_isolation"))).scalar_one()
+            write_ids = {(await connection.execute(transaction_id)).scalar_one() for _ in range(2)}
+        async with engine.connect() as connection:
+            read_ids = {(await connection.execute(transaction_id)).scalar_one() for _ in range(2)}
+    finally:
+        await engine.dispose()
+    assert isolation == "read committed"
+    assert len(write_ids) == 1
+    assert len(read_ids) == 2
 
 
 async def test_postgresql_connections_use_the_urls_search_path_and_timeouts(
@@ -97,3 +144,30 @@ async def test_postgresql_connections_use_the_urls_search_path_and_timeouts(
     finally:
         await engine.dispose()
     assert search_path == make_url(postgresql_schema_url).query["search_path"]
+
+
+async def test_a_postgresql_pool_holds_at_most_its_size_plus_overflow(postgresql_schema_url: str) -> None:
+    engine = create_catalog_engine(
+        postgresql_schema_url, busy_timeout=5, timeout=0.5, pool_size=1, max_overflow=1
+    )
+    try:
+        async with engine.connect() as first, engine.connect() as second:
+            await first.execute(text("SELECT 1"))
+            await second.execute(text("SELECT 1"))
+            # Both connections are out: a third waits for one, up to the timeout.
+            with pytest.raises(PoolTimeoutError):
+                async with engine.connect():
+                    pass  # pragma: no cover - no connection is free
+    finally:
+        await engine.dispose()
+
+
+async def test_the_settings_size_each_workers_pool(postgresql_schema_url: str) -> None:
+    settings = Settings(
+        _env_file=None, database_url=postgresql_schema_url, database_pool_size=3, database_max_overflow=2
+    )
+    app = v2.create_app(settings)
+    async with serve(app):
+        # The pool belongs to the store's engine; only this test looks inside.
+        pool = store_of(app)._engine.pool
+        assert (pool.size(), pool._max_overflow) == (3, 2)  # type: ignore[attr-defined]

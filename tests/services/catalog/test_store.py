@@ -3,15 +3,16 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 
 from services.catalog import CatalogStore, CatalogUnavailableError, Money, NewItem, RevisionMismatchError
 from services.catalog.engine import create_catalog_engine
 from services.catalog.tables import item_tags
+from tests.services.databases import migrate
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -19,10 +20,12 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.anyio
 
 
-async def test_opening_creates_the_directory_and_the_schema(tmp_path: Path) -> None:
+async def test_a_migrated_database_in_a_new_directory_serves(tmp_path: Path) -> None:
     database = tmp_path / "nested" / "dir" / "catalog.sqlite3"
+    url = f"sqlite+aiosqlite:///{database}"
+    migrate(url)  # Creates the directory, as the store's engine does.
 
-    store = await CatalogStore.open(f"sqlite+aiosqlite:///{database}", busy_timeout=5)
+    store = await CatalogStore.open(url, busy_timeout=5)
     try:
         item = await store.create_item(NewItem(name="Teapot", price=Money.of(Decimal("12.50"))))
         assert item.revision == 1
@@ -33,9 +36,8 @@ async def test_opening_creates_the_directory_and_the_schema(tmp_path: Path) -> N
     assert database.exists()
 
 
-async def test_many_stores_open_the_same_new_file_at_once(database_url: str) -> None:
-    # As worker processes do at start-up: each creates the schema if it is missing (on
-    # PostgreSQL, serialised by an advisory lock).
+async def test_many_stores_open_the_same_database_at_once(database_url: str) -> None:
+    # As worker processes do at start-up: each reads the schema's revision.
     stores = await asyncio.gather(*(CatalogStore.open(database_url, busy_timeout=5) for _ in range(8)))
     try:
         await asyncio.gather(*(store.ping() for store in stores))
@@ -197,8 +199,9 @@ async def test_a_store_opens_without_its_database_and_recovers_when_it_appears(t
             await store.list_items(limit=1)
 
         database.rmdir()
+        migrate(f"sqlite+aiosqlite:///{database}")
 
-        await store.ping()  # Creates the schema it could not create at start-up.
+        await store.ping()  # No restart: the next call finds the database, migrated.
         assert await store.list_items(limit=1) == []
     finally:
         await store.close()
@@ -211,3 +214,87 @@ async def test_a_bug_is_not_reported_as_unavailability(database_url: str) -> Non
             await store.create_item(NewItem(name="Teapot", price=Money(-1)))
     finally:
         await store.close()
+
+
+async def test_a_failed_write_changes_nothing(database_url: str) -> None:
+    store = await CatalogStore.open(database_url, busy_timeout=5)
+    try:
+        item = await store.create_item(NewItem(name="Teapot", price=Money(100), tags=("a", "b")))
+
+        # The name is updated, then the second "c" breaks the tags' key: the whole write goes.
+        with pytest.raises(IntegrityError):
+            await store.update_item(item.id, {"name": "Kettle", "tags": ("c", "c")})
+
+        assert await store.get_item(item.id) == item
+    finally:
+        await store.close()
+
+
+async def test_reads_see_an_item_and_its_tags_from_one_snapshot(database_url: str) -> None:
+    writer, reader = [await CatalogStore.open(database_url, busy_timeout=5) for _ in range(2)]
+    try:
+        item = await writer.create_item(NewItem(name="0", price=Money(100), tags=("zeta 0", "alpha 0")))
+        untagged = await writer.create_item(NewItem(name="untagged", price=Money(100)))
+        writes_done = asyncio.Event()
+
+        async def write() -> None:
+            # Each update changes the name and replaces both tags, in one transaction.
+            for number in range(1, 41):
+                await writer.update_item(
+                    item.id, {"name": str(number), "tags": (f"zeta {number}", f"alpha {number}")}
+                )
+            writes_done.set()
+
+        async def read() -> list[tuple[str, tuple[str, ...]]]:
+            seen = []
+            while not writes_done.is_set():
+                read_item = await reader.get_item(item.id)
+                page = await reader.list_items(limit=10)
+                assert read_item is not None
+                assert page[1] == untagged
+                seen += [(read_item.name, read_item.tags), (page[0].name, page[0].tags)]
+            return seen
+
+        readers = [asyncio.create_task(read()) for _ in range(4)]
+        await write()
+        seen = [observation for reader_task in readers for observation in await reader_task]
+
+        # Tags in the order given, never a mix of two revisions.
+        assert all(tags == (f"zeta {name}", f"alpha {name}") for name, tags in seen)
+    finally:
+        await writer.close()
+        await reader.close()
+
+
+async def test_a_read_is_one_statement(database_url: str) -> None:
+    # One statement sees one snapshot without a transaction: no BEGIN, no second query.
+    store = await CatalogStore.open(database_url, busy_timeout=5)
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])
+
+    try:
+        item = await store.create_item(NewItem(name="Teapot", price=Money(100), tags=("kitchen",)))
+        # Only this test looks inside the store.
+        event.listen(store._engine.sync_engine, "before_cursor_execute", record)
+        await store.get_item(item.id)
+        await store.list_items(limit=10, tag="kitchen")
+        await store.list_items(limit=10, skip=1, after_id=item.id)
+    finally:
+        await store.close()
+    assert [statement.split()[0] for statement in statements] == ["SELECT"] * 3
+
+
+async def test_tags_read_back_exactly_and_in_their_order(database_url: str) -> None:
+    # Tags come aggregated as JSON: whatever needs escaping there must survive the trip.
+    tags = ("zeta", 'a "quoted" \\ tag', "ünïcødé ✓", "tab\tand\nnewline", "alpha", "[1, 2]")
+    store = await CatalogStore.open(database_url, busy_timeout=5)
+    try:
+        item = await store.create_item(NewItem(name="Teapot", price=Money(100), tags=tags))
+        read = await store.get_item(item.id)
+        (listed,) = await store.list_items(limit=10, tag="[1, 2]")
+    finally:
+        await store.close()
+    assert read is not None
+    assert read.tags == listed.tags == tags

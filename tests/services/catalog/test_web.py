@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sqlite3
 import time
 from typing import TYPE_CHECKING
@@ -13,7 +14,7 @@ from sqlalchemy.engine import make_url
 from gateway.health import readiness_checks_of
 from gateway.settings import Settings
 from services import v1, v2
-from services.catalog import CatalogUnavailableError
+from services.catalog import CatalogUnavailableError, get_store
 from services.catalog.engine import create_catalog_engine, writer_of
 from tests.conftest import catalog_versions, open_client
 from tests.services.databases import TcpProxy, closed_port
@@ -170,10 +171,16 @@ async def test_a_store_that_started_without_postgresql_serves_once_it_is_up(
         ) as client:
             down = await client.post("/items", json=TEAPOT)
             await proxy.start()
-            # The schema is created by the first call that reaches the database.
+            # The first call that reaches the database finds its schema current.
             up = await client.post("/items", json=TEAPOT)
     finally:
         await proxy.stop()
 
     assert_unavailable(down)
     assert up.status_code == 201
+
+
+def test_the_store_dependency_runs_on_the_event_loop() -> None:
+    # FastAPI runs a plain ``def`` dependency in its thread pool: a hop to another thread
+    # and back on every request.
+    assert inspect.iscoroutinefunction(get_store)
