@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version as package_version
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -15,58 +16,68 @@ from gateway.docs import docs_assets_mount
 from gateway.edge import GatewayEdge
 from gateway.errors import install_error_handlers
 from gateway.health import HealthState, health_routes
+from gateway.internal import internal_mount, mount_internal
 from gateway.lifecycle import version_policies
 from gateway.metrics import GatewayMetrics, metrics_route
 from gateway.registry import mount_versions
 from gateway.settings import Settings, load_settings
-from gateway.tls.expiry import certificate_expiry, expiry_check
+from gateway.shared import SharedResources
+from gateway.tls.expiry import certificate_expiry, tls_readiness_checks
+from gateway.tls.forwarded import ForwardedClientCertificates
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from contextlib import AbstractAsyncContextManager
 
-    from gateway.registry import MountedVersion
+    from starlette.types import ASGIApp
+
+    from gateway.registry import MountedApp
 
 PACKAGE_NAME = "versioned-api-gateway"
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings if settings is not None else load_settings()
-    versions = mount_versions(settings)
+    resources = SharedResources()
+    versions = mount_versions(settings, resources)
+    internal = mount_internal(settings, resources)
+    mounted_apps = [*versions, *([internal] if internal is not None else [])]
     metrics = GatewayMetrics() if settings.metrics_enabled else None
-    tls_checks = []
-    if settings.tls_mode != "off":
-        tls_checks.append(expiry_check(settings.tls_certfile, warning_days=settings.tls_expiry_warning_days))
-        if metrics is not None:
+    if metrics is not None and settings.tls_mode != "off":
+        with contextlib.suppress(OSError, ValueError):  # Unreadable: readiness warns (expiry.py).
             metrics.certificate_expiry.set(certificate_expiry(settings.tls_certfile).timestamp())
     health = HealthState(
-        checks=[*tls_checks, *(check for version in versions for check in version.readiness_checks)],
+        checks=[
+            *tls_readiness_checks(settings),
+            *(check for mounted in mounted_apps for check in mounted.readiness_checks),
+        ],
         default_timeout=settings.readiness_timeout,
         release=package_version(PACKAGE_NAME),
         versions=settings.versions,
         on_readiness=metrics.set_ready if metrics is not None else None,
     )
 
-    app = Starlette(
+    app = GatewayRoot(
         routes=[
-            # Versions first: they carry nearly all traffic, and the router tries routes
-            # in order. Their prefixes never shadow the root's own (see RESERVED_PREFIXES).
-            *(Mount(version.entry.prefix, app=version, name=version.entry.name) for version in versions),
+            # The edge sends version traffic to its Mount itself, so the router mostly sees
+            # health probes: those first, as it tries routes in order. No prefix shadows
+            # another (see RESERVED_PREFIXES).
             *health_routes(health),
             *([metrics_route(metrics)] if metrics is not None and settings.metrics_port is None else []),
+            *(Mount(version.prefix, app=version, name=version.name) for version in versions),
+            *([internal_mount(internal, settings)] if internal is not None else []),
             *discovery_routes(settings.versions),
             docs_assets_mount(),
         ],
-        middleware=[
-            Middleware(
-                GatewayEdge,
-                policies=version_policies(settings.versions, settings.enforce_sunset),
-                max_body_size=settings.max_body_size,
-                access_log=settings.access_log,
-                metrics=metrics,
-            )
-        ],
-        lifespan=_run_version_lifespans(versions, health),
+        edge=Middleware(
+            GatewayEdge,
+            policies=version_policies(settings.versions, settings.enforce_sunset),
+            max_body_size=settings.max_body_size,
+            access_log=settings.access_log,
+            metrics=metrics,
+            forwarded_certificates=ForwardedClientCertificates(settings.trusted_proxies),
+        ),
+        lifespan=_run_lifespans(mounted_apps, health),
     )
     install_error_handlers(app, known_versions=[entry.prefix for entry in settings.versions])
     app.state.settings = settings
@@ -74,16 +85,35 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return app
 
 
-def _run_version_lifespans(
-    versions: list[MountedVersion], health: HealthState
+class GatewayRoot(Starlette):
+    """Starlette with the edge as its outermost layer, outside the error layers Starlette
+    puts first, so that the edge can send version traffic straight to the version's Mount
+    (see edge.py). Everything else reaches Starlette's stack as usual, and what escapes it
+    is answered and logged by the edge."""
+
+    def __init__(self, *, edge: Middleware, **options: Any) -> None:
+        self._edge = edge
+        super().__init__(**options)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        edge_class, args, edge_options = self._edge
+        edge: ASGIApp = edge_class(
+            super().build_middleware_stack(), *args, router=self.router, **edge_options
+        )
+        return edge
+
+
+def _run_lifespans(
+    mounted_apps: list[MountedApp], health: HealthState
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Starlette runs only the root's lifespan: start every version in registry
-        # order, stop them in reverse, and stop the start at the first that fails.
+        # Starlette runs only the root's lifespan: start every mounted app in order
+        # (the versions as registered, then /internal), stop them in reverse, and stop
+        # the start at the first that fails.
         async with AsyncExitStack() as stack:
-            for version in versions:
-                await stack.enter_async_context(version.lifespan())
+            for mounted in mounted_apps:
+                await stack.enter_async_context(mounted.lifespan())
             yield
             health.begin_draining()
 

@@ -1,18 +1,19 @@
-"""The ``gateway`` command: ``config``, ``dev``, ``serve`` and ``certs``."""
+"""The ``gateway`` command: ``config``, ``dev``, ``serve``, ``certs`` and ``call``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import ssl
 import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from gateway.cli_call import add_call_command
 from gateway.cli_certs import add_certs_commands
+from gateway.cli_db import add_db_commands, prepare_database
 from gateway.logs import logging_config
 from gateway.settings import Settings, describe_validation_error, load_settings
 from gateway.tls.context import TLSConfigurationError, server_context
@@ -46,6 +47,9 @@ def _run_uvicorn(arguments: argparse.Namespace) -> None:
 
     settings = _load_settings()
     _check_tls(settings)
+    # Once, here, not in the reloaded worker: the embedded SQLite is migrated (by default)
+    # before Uvicorn starts, as `gateway serve`'s arbiter does.
+    prepare_database(settings, workers=1)
     host = arguments.host or settings.host
     port = arguments.port if arguments.port is not None else settings.port
     _print_where(settings, host, port)
@@ -59,25 +63,21 @@ def _run_uvicorn(arguments: argparse.Namespace) -> None:
         reload_dirs=SOURCE_FOLDERS,
         log_config=logging_config(settings.log_level),
         access_log=False,  # The gateway writes its own structured access line.
-        **_uvicorn_tls_options(settings),
+        **_protocol_options(settings),
     )
 
 
-def _uvicorn_tls_options(settings: Settings) -> dict[str, Any]:
-    """TLS for ``gateway dev`` through Uvicorn's own options: the modes and the CA, but
-    not the CRL, the refused-handshake log or the TLS scope extension of ``gateway serve``."""
-    if settings.tls_mode == "off":
-        return {}
+def _protocol_options(settings: Settings) -> dict[str, Any]:
+    """The protocols and TLS context of ``gateway serve`` (limits, the ASGI TLS extension,
+    the CRL), named by import string: Uvicorn's reloader hands its options to a new process."""
     options: dict[str, Any] = {
-        "ssl_certfile": str(settings.tls_certfile),
-        "ssl_keyfile": str(settings.tls_keyfile),
-        "ssl_keyfile_password": settings.tls_key_password.get_secret_value()
-        if settings.tls_key_password
-        else None,
+        "http": "gateway.serving.protocols:http_protocol",
+        "ws": "gateway.serving.protocols:websocket_protocol",
     }
-    if settings.tls_mode in ("mtls", "mtls-optional"):
-        options["ssl_ca_certs"] = str(settings.tls_ca_file)
-        options["ssl_cert_reqs"] = ssl.CERT_REQUIRED if settings.tls_mode == "mtls" else ssl.CERT_OPTIONAL
+    if settings.tls_mode != "off":
+        from gateway.serving.protocols import dev_ssl_context
+
+        options["ssl_context_factory"] = dev_ssl_context
     return options
 
 
@@ -121,6 +121,8 @@ def _parser() -> argparse.ArgumentParser:
         run=_config
     )
     add_certs_commands(commands)
+    add_db_commands(commands)
+    add_call_command(commands)
     dev = commands.add_parser("dev", help="run Uvicorn with reload, watching only the source folders")
     dev.set_defaults(run=_run_uvicorn)
     serve = commands.add_parser(

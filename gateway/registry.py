@@ -1,4 +1,4 @@
-"""Turn the version registry into mounted apps, each prepared the same way from one place."""
+"""Turn the version registry (and the /internal app) into mounted apps, each prepared the same way."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from gateway.docs import install_offline_docs
 from gateway.errors import install_error_handlers
 from gateway.health import ReadinessCheck, readiness_checks_of
 from gateway.openapi import document_problem_responses
+from gateway.shared import share_resources
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -22,13 +23,13 @@ if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
 
     from gateway.settings import Settings
-    from gateway.versions import VersionEntry
+    from gateway.shared import SharedResources
 
 logger = logging.getLogger("gateway.registry")
 
 
-class MountedVersion:
-    """One version app as the root mounts it, with its own lifespan state.
+class MountedApp:
+    """One app as the root mounts it (an API version, or /internal), with its own lifespan state.
 
     Starlette never runs a mounted app's lifespan
     (https://github.com/encode/starlette/issues/649), so the root runs ``lifespan()`` of
@@ -36,8 +37,9 @@ class MountedVersion:
     version's requests, and only for them.
     """
 
-    def __init__(self, entry: VersionEntry, app: FastAPI) -> None:
-        self.entry = entry
+    def __init__(self, prefix: str, app: FastAPI) -> None:
+        self.prefix = prefix
+        self.name = prefix.lstrip("/")
         self.app = app
         self._state: dict[str, Any] = {}
 
@@ -49,7 +51,7 @@ class MountedVersion:
     @property
     def readiness_checks(self) -> list[ReadinessCheck]:
         return [
-            dataclasses.replace(check, name=f"{self.entry.name}:{check.name}")
+            dataclasses.replace(check, name=f"{self.name}:{check.name}")
             for check in readiness_checks_of(self.app)
         ]
 
@@ -59,41 +61,49 @@ class MountedVersion:
             context = self.app.router.lifespan_context(self.app)
             state = await context.__aenter__()
         except Exception:
-            logger.exception("startup of version %s failed", self.entry.prefix)
+            logger.exception("startup of %s failed", self.prefix)
             raise
         self._state = dict(state or {})
-        logger.info("version %s started", self.entry.prefix)
+        logger.info("%s started", self.prefix)
         try:
             yield
         finally:
             try:
                 await context.__aexit__(None, None, None)
             except Exception:
-                logger.exception("shutdown of version %s failed", self.entry.prefix)
+                logger.exception("shutdown of %s failed", self.prefix)
             else:
-                logger.info("version %s stopped", self.entry.prefix)
+                logger.info("%s stopped", self.prefix)
 
 
-def build_version_app(entry: VersionEntry, settings: Settings) -> FastAPI:
-    factory = import_from_string(entry.factory)
+def build_mounted_app(
+    factory_path: str, settings: Settings, resources: SharedResources | None = None
+) -> FastAPI:
+    """Call the factory at ``factory_path`` ('package.module:function') and prepare its app,
+    which shares ``resources`` with the other apps of the gateway."""
+    factory = import_from_string(factory_path)
     app = factory(settings)
     if not isinstance(app, FastAPI):
-        raise TypeError(f"{entry.factory} returned {type(app).__name__}, not a FastAPI app")
+        raise TypeError(f"{factory_path} returned {type(app).__name__}, not a FastAPI app")
     if app.root_path:
         # FastAPI(root_path=...) on a mounted app makes every route 404: the root path
         # belongs to the server (--root-path), never to a mounted app.
-        raise ValueError(f"{entry.factory} sets root_path; leave it to the server")
+        raise ValueError(f"{factory_path} sets root_path; leave it to the server")
+    if resources is not None:
+        share_resources(app, resources)
     install_error_handlers(app)
     install_offline_docs(app)
     document_problem_responses(app)
     return app
 
 
-def mount_versions(settings: Settings, now: datetime | None = None) -> list[MountedVersion]:
+def mount_versions(
+    settings: Settings, resources: SharedResources | None = None, now: datetime | None = None
+) -> list[MountedApp]:
     """Build every version that can still answer; a version past its sunset is never loaded."""
     now = now or datetime.now(UTC)
     return [
-        MountedVersion(entry, build_version_app(entry, settings))
+        MountedApp(entry.prefix, build_mounted_app(entry.factory, settings, resources))
         for entry in settings.versions
         if not (settings.enforce_sunset and entry.is_gone(now))
     ]

@@ -14,10 +14,13 @@ from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-from gateway.versions import VersionEntry, check_registry, default_registry
+from gateway.tls.allow_list import check_allow_list
+from gateway.tls.certificates import SPIFFE_ID
+from gateway.versions import VersionEntry, check_factory, check_registry, default_registry
 
 ENV_PREFIX = "GATEWAY_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/catalog.sqlite3"
+INTERNAL_FACTORY = "services.internal:create_app"
 
 
 def _check_database_url(url: str) -> str:
@@ -26,6 +29,17 @@ def _check_database_url(url: str) -> str:
     except Exception as error:  # SQLAlchemy raises ArgumentError and ValueError alike here.
         raise ValueError(f"not a database URL: {error}") from None
     return url
+
+
+def _check_optional_factory(factory: str | None) -> str | None:
+    return None if factory is None else check_factory(factory)
+
+
+def _check_spiffe_ids(identities: list[str]) -> list[str]:
+    for identity in identities:
+        if not SPIFFE_ID.fullmatch(identity):
+            raise ValueError(f"{identity!r} is not a SPIFFE ID (spiffe://<trust domain>/<path>)")
+    return identities
 
 
 class Settings(BaseSettings):
@@ -64,6 +78,39 @@ class Settings(BaseSettings):
         le=300,
         description="Seconds a catalog database call may take (connecting, statements); then 503 with Retry-After.",
     )
+    database_pool_size: int = Field(
+        default=5, ge=1, description="PostgreSQL connections each worker keeps open (its pool)."
+    )
+    database_max_overflow: int = Field(
+        default=5,
+        ge=0,
+        description="Extra PostgreSQL connections a worker may open under load, beyond its pool.",
+    )
+    database_replicas: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "Gateway replicas sharing the database, a rollout's surge pod included; only for the "
+            "connection budget (replicas x workers x (pool size + max overflow) + 1 <= max_connections)."
+        ),
+    )
+    database_migrate_on_start: bool | None = Field(
+        default=None,
+        description=(
+            "Run `gateway db upgrade` once in `gateway serve`'s arbiter, before workers fork. "
+            "Default: on for SQLite, off otherwise (a deploy step, e.g. a Kubernetes init container, runs it)."
+        ),
+    )
+
+    @property
+    def migrates_database_on_start(self) -> bool:
+        """Whether ``gateway serve`` migrates before its workers fork (see ``database_migrate_on_start``)."""
+        if self.database_migrate_on_start is not None:
+            return self.database_migrate_on_start
+        # The embedded default must just work on a fresh machine; a shared server is
+        # migrated once per deploy, not by each of its replicas' arbiters.
+        return make_url(self.database_url).get_backend_name() == "sqlite"
+
     idempotency_key_ttl: float = Field(
         default=24 * 60 * 60.0,
         gt=0,
@@ -131,6 +178,10 @@ class Settings(BaseSettings):
         ge=1,
         description="Open connections per worker before new requests get 503 (health probes never).",
     )
+    http: Literal["httptools", "h11"] = Field(
+        default="httptools",
+        description="Uvicorn's HTTP parser under the gateway's protocol: httptools (C, faster) or h11 (pure Python).",
+    )
     metrics_enabled: bool = Field(
         default=True, description="Collect Prometheus metrics and serve them at /metrics."
     )
@@ -171,6 +222,24 @@ class Settings(BaseSettings):
         default=14,
         ge=0,
         description="Days before the server certificate expires when /health starts to warn.",
+    )
+    internal_app: Annotated[str | None, AfterValidator(_check_optional_factory)] = Field(
+        default=INTERNAL_FACTORY,
+        description="Factory of the app mounted at /internal for other services; null: none.",
+    )
+    internal_allow: Annotated[dict[str, list[str]], AfterValidator(check_allow_list)] = Field(
+        default_factory=dict,
+        description=(
+            "Who may call /internal (JSON): route patterns to SPIFFE IDs, e.g. "
+            '{"GET /internal/items/export": ["spiffe://gateway.local/service/reporting"]}. Deny by default.'
+        ),
+    )
+    trusted_proxies: Annotated[list[str], AfterValidator(_check_spiffe_ids)] = Field(
+        default_factory=list,
+        description=(
+            "SPIFFE IDs of TLS-terminating proxies (connecting over mTLS) whose "
+            "X-Forwarded-Client-Cert names the caller; from anyone else the header is removed."
+        ),
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(default=True, description="Write one JSON line per request.")

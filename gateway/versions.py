@@ -25,7 +25,7 @@ _PREFIX_PATTERN = re.compile(r"^/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 # Prefixes the root app serves itself; a version mounted there would shadow them.
-RESERVED_PREFIXES = frozenset({"/health", "/docs", "/metrics", "/static", "/.well-known"})
+RESERVED_PREFIXES = frozenset({"/health", "/docs", "/metrics", "/static", "/.well-known", "/internal"})
 
 
 def _check_prefix(prefix: str) -> str:
@@ -36,7 +36,7 @@ def _check_prefix(prefix: str) -> str:
     return prefix
 
 
-def _check_factory(factory: str) -> str:
+def check_factory(factory: str) -> str:
     if not _FACTORY_PATTERN.match(factory):
         raise ValueError("a factory is written 'package.module:function'")
     return factory
@@ -56,7 +56,7 @@ class VersionEntry(BaseModel):
     prefix: Annotated[str, AfterValidator(_check_prefix)] = Field(
         description="Path prefix the version is mounted at, e.g. '/v1'."
     )
-    factory: Annotated[str, AfterValidator(_check_factory)] = Field(
+    factory: Annotated[str, AfterValidator(check_factory)] = Field(
         description="Import path of the version's app factory: 'services.v1:create_app'."
     )
     status: Lifecycle = Lifecycle.CURRENT

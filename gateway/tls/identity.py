@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 _SERVICE_PATH = "/service/"
+# Set by the edge when a trusted proxy forwards the caller (see forwarded.py): the
+# forwarded identity, or None. Present, it replaces the connection's own certificate.
+CALLER_SCOPE_KEY = "gateway.caller"
 
 
 @dataclass(frozen=True)
@@ -45,12 +48,25 @@ def _identity_of_certificate(pem: str) -> ServiceIdentity | None:
     return ServiceIdentity(spiffe_id) if spiffe_id is not None else None
 
 
-def identity_of(scope: Mapping[str, Any]) -> ServiceIdentity | None:
-    """The caller's verified identity, or None (no TLS, no certificate, no single SPIFFE ID)."""
+def certificate_identity(scope: Mapping[str, Any]) -> ServiceIdentity | None:
+    """The identity in the connection's verified client certificate, or None (no TLS, no
+    certificate, no single SPIFFE ID). Behind a trusted proxy this is the proxy."""
     tls = scope.get("extensions", {}).get("tls")
     if not tls or not tls.get("client_cert_chain") or tls.get("client_cert_error"):
         return None
     return _identity_of_certificate(tls["client_cert_chain"][0])
+
+
+def identity_of(scope: Mapping[str, Any]) -> ServiceIdentity | None:
+    """The caller's verified identity: forwarded by a trusted proxy, else the connection's own."""
+    if CALLER_SCOPE_KEY in scope:
+        forwarded: ServiceIdentity | None = scope[CALLER_SCOPE_KEY]
+        return forwarded
+    return certificate_identity(scope)
+
+
+# RFC 9110 asks a 401 to name a scheme; mutual TLS has no registered one.
+UNAUTHENTICATED_HEADERS = {"WWW-Authenticate": 'MutualTLS realm="gateway"'}
 
 
 async def require_identity(request: Request) -> ServiceIdentity:
@@ -59,8 +75,7 @@ async def require_identity(request: Request) -> ServiceIdentity:
         raise HTTPException(
             401,
             "This route needs a verified client certificate whose identity is a SPIFFE ID.",
-            # RFC 9110 asks 401 to name a scheme; mutual TLS has no registered one.
-            headers={"WWW-Authenticate": 'MutualTLS realm="gateway"'},
+            headers=UNAUTHENTICATED_HEADERS,
         )
     return identity
 

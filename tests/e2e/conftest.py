@@ -13,6 +13,7 @@ from tests.servers import (
     path_stripping_proxy,
     running_server,
     server_environment,
+    upgrade_database,
     uvicorn_command,
 )
 
@@ -24,6 +25,8 @@ def catalog_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
     """v1 and v2 as shipped (with a sunset no run reaches), under plain Uvicorn."""
     folder = tmp_path_factory.mktemp("catalog")
     environment = server_environment(folder, versions=catalog_versions())
+    # Plain Uvicorn has no arbiter to migrate before it serves: the deploy step does.
+    upgrade_database(environment)
     with running_server(uvicorn_command(), environment, folder) as server:
         yield server
 
@@ -33,6 +36,7 @@ def catalog_server_behind_proxy(tmp_path_factory: pytest.TempPathFactory) -> Ite
     """The catalog under ``--root-path /api`` behind a proxy that strips /api."""
     folder = tmp_path_factory.mktemp("catalog-behind-proxy")
     environment = server_environment(folder, versions=catalog_versions())
+    upgrade_database(environment)
     with (
         running_server(uvicorn_command(root_path=PROXY_PREFIX), environment, folder) as server,
         path_stripping_proxy(PROXY_PREFIX, server) as origin,
@@ -45,6 +49,7 @@ def probe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
     """Only the test-only version at /v3: the harness works whatever state services/ is in."""
     folder = tmp_path_factory.mktemp("probe")
     environment = server_environment(folder, versions=[probe_version("/v3")])
+    upgrade_database(environment)  # The gateway's own /internal API serves the catalog.
     with running_server(uvicorn_command(), environment, folder) as server:
         yield server
 
@@ -53,6 +58,7 @@ def probe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
 def probe_server_behind_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BehindProxy]:
     folder = tmp_path_factory.mktemp("probe-behind-proxy")
     environment = server_environment(folder, versions=[probe_version("/v3")])
+    upgrade_database(environment)  # The gateway's own /internal API serves the catalog.
     with (
         running_server(uvicorn_command(root_path=PROXY_PREFIX), environment, folder) as server,
         path_stripping_proxy(PROXY_PREFIX, server) as origin,

@@ -99,7 +99,7 @@ def test_the_process_is_ready_once_every_version_started(catalog_server: ServerP
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
     assert body["status"] == "pass"
-    assert {name.split(":")[0] for name in body["checks"]} == {"v1", "v2"}
+    assert {name.split(":")[0] for name in body["checks"]} == {"v1", "v2", "internal"}
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,18 @@ async def test_liveness_passes_even_when_a_dependency_hangs(make_settings: Calla
         assert response.json() == {"status": "pass"}
 
 
+async def test_liveness_answers_head_and_refuses_other_methods(client: httpx.AsyncClient) -> None:
+    head = await client.head("/health/live")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(b'{"status": "pass"}'))
+    assert head.headers["cache-control"] == "no-store"
+    assert "x-request-id" in head.headers
+    refused = await client.post("/health/live")
+    assert refused.status_code == 405
+    assert refused.headers["content-type"] == "application/problem+json"
+
+
 async def test_readiness_passes_when_every_check_passes(client: httpx.AsyncClient) -> None:
     response = await client.get("/health/ready")
     assert response.status_code == 200

@@ -28,10 +28,10 @@ async def test_version_lifespans_start_in_order_and_stop_in_reverse(
             assert (await client.get("/v4/state")).json()["started"] is True
     messages = [record.getMessage() for record in caplog.records if record.name == "gateway.registry"]
     assert messages == [
-        "version /v3 started",
-        "version /v4 started",
-        "version /v4 stopped",
-        "version /v3 stopped",
+        "/v3 started",
+        "/v4 started",
+        "/v4 stopped",
+        "/v3 stopped",
     ]
 
 
@@ -51,9 +51,9 @@ async def test_a_failing_version_startup_aborts_the_start_and_names_the_version(
         async with LifespanManager(app):
             pass  # pragma: no cover - the start must fail
     failures = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
-    assert "startup of version /v4 failed" in failures
+    assert "startup of /v4 failed" in failures
     # The version that did start is stopped again.
-    assert "version /v3 stopped" in [record.getMessage() for record in caplog.records]
+    assert "/v3 stopped" in [record.getMessage() for record in caplog.records]
 
 
 async def test_a_factory_that_returns_no_fastapi_app_is_refused(

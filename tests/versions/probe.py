@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import BackgroundTasks, FastAPI, Query, Request
+from fastapi import BackgroundTasks, FastAPI, Query, Request, WebSocket
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 
 from gateway.health import ReadinessCheck, add_readiness_check
 from gateway.settings import Settings
-from gateway.tls.identity import CallerIdentity
+from gateway.tls.identity import CallerIdentity, identity_of
 
 
 class Greeting(BaseModel):
@@ -52,6 +52,19 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/whoami", operation_id="whoami")
     async def whoami(caller: CallerIdentity) -> dict[str, str | None]:
         return {"spiffe_id": caller.spiffe_id, "service": caller.service}
+
+    @app.websocket("/ws/tls")
+    async def websocket_tls(websocket: WebSocket) -> None:
+        """Sends the connection's TLS extension and the caller's identity, then closes."""
+        await websocket.accept()
+        caller = identity_of(websocket.scope)
+        await websocket.send_json(
+            {
+                "tls": websocket.scope.get("extensions", {}).get("tls"),
+                "spiffe_id": caller.spiffe_id if caller is not None else None,
+            }
+        )
+        await websocket.close()
 
     @app.get("/pid", operation_id="worker_pid")
     async def worker_pid() -> dict[str, int]:

@@ -1,0 +1,154 @@
+"""``gateway call``: one request from the command line, as a peer service makes it (mTLS).
+
+It uses ``gateway.client``, the library peer services use, so a successful call proves the
+certificates, the CA and the allow-list are right for that service. The response body is
+streamed to standard output as it arrives (an NDJSON export needs no memory here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import httpx
+
+from gateway.client import DEFAULT_TIMEOUT, ClientCertificate, sync_client
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
+
+# As curl does with --fail: a distinct exit status for an HTTP error.
+EXIT_HTTP_ERROR = 22
+EXIT_NO_RESPONSE = 7
+
+
+def add_call_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    call = commands.add_parser(
+        "call",
+        help="send one request with a service's client certificate, print the response body",
+        description=(
+            "Send one request as a peer service would, over mutual TLS with the service's "
+            "certificate. URL may be a path (/internal/items/export): it is then sent to this "
+            "gateway (GATEWAY_HOST, GATEWAY_PORT; https unless GATEWAY_TLS_MODE is off)."
+        ),
+    )
+    call.add_argument("url", help="https://host:port/path, or a path on this gateway")
+    call.add_argument(
+        "-X", "--request", dest="method", default=None, help="method (default: GET, or POST with -d)"
+    )
+    call.add_argument(
+        "-d",
+        "--data",
+        default=None,
+        help="request body; @FILE reads a file, @- standard input (JSON by default)",
+    )
+    call.add_argument(
+        "-H", "--header", action="append", default=[], help="extra header 'Name: value' (repeatable)"
+    )
+    identity = call.add_mutually_exclusive_group()
+    identity.add_argument(
+        "--as",
+        dest="service",
+        default=None,
+        help="the service NAME whose certificate to present: NAME.pem and NAME-key.pem beside the CA",
+    )
+    identity.add_argument("--cert", type=Path, default=None, help="client certificate (PEM); with --key")
+    call.add_argument("--key", type=Path, default=None, help="the client certificate's key (PEM)")
+    call.add_argument(
+        "--ca", type=Path, default=None, help="CA that signed the server (default: GATEWAY_TLS_CA_FILE)"
+    )
+    call.add_argument("-i", "--include", action="store_true", help="print the status line and headers first")
+    call.set_defaults(run=_call)
+
+
+def _fail(message: str, status: int = 2) -> NoReturn:
+    print(f"gateway call: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def _certificate(arguments: argparse.Namespace, settings: Settings) -> ClientCertificate:
+    ca_file: Path = arguments.ca or settings.tls_ca_file
+    certfile: Path | None = arguments.cert
+    keyfile: Path | None = arguments.key
+    if arguments.service is not None:
+        certfile = ca_file.parent / f"{arguments.service}.pem"
+        keyfile = ca_file.parent / f"{arguments.service}-key.pem"
+    if (certfile is None) != (keyfile is None) and arguments.service is None:
+        _fail("--cert and --key go together")
+    for path in [ca_file, *([certfile, keyfile] if certfile is not None and keyfile is not None else [])]:
+        if not path.is_file():
+            hint = f" (run `gateway certs issue {arguments.service}`)" if arguments.service else ""
+            _fail(f"{path}: no such file{hint}")
+    return ClientCertificate(ca_file, certfile, keyfile)
+
+
+def _plain_client() -> httpx.Client:
+    return httpx.Client(timeout=DEFAULT_TIMEOUT, trust_env=False)
+
+
+def _url(target: str, settings: Settings) -> str:
+    if "://" in target:
+        return target
+    if not target.startswith("/"):
+        _fail(f"{target!r} is neither a URL nor a path")
+    scheme = "http" if settings.tls_mode == "off" else "https"
+    host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::") else settings.host  # noqa: S104 - a name to call, not a bind
+    return f"{scheme}://{host}:{settings.port}{settings.root_path}{target}"
+
+
+def _body(data: str | None) -> bytes | None:
+    if data is None:
+        return None
+    if data == "@-":
+        return sys.stdin.buffer.read()
+    if data.startswith("@"):
+        try:
+            return Path(data[1:]).read_bytes()
+        except OSError as error:
+            _fail(f"cannot read the body: {error}")
+    return data.encode()
+
+
+def _headers(lines: list[str], has_body: bool) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, separator, value = line.partition(":")
+        if not separator or not name.strip():
+            _fail(f"{line!r} is not a header ('Name: value')")
+        headers[name.strip()] = value.strip()
+    if has_body and not any(name.lower() == "content-type" for name in headers):
+        headers["Content-Type"] = "application/json"
+    return headers
+
+
+def _call(arguments: argparse.Namespace) -> None:
+    from gateway.cli import _load_settings  # gateway.cli imports this module to register it.
+
+    settings = _load_settings()
+    url = _url(arguments.url, settings)
+    plain = url.startswith("http://")
+    if plain and (arguments.service or arguments.cert):
+        _fail(f"{url} is plain HTTP: a client certificate needs https")
+    body = _body(arguments.data)
+    method = (arguments.method or ("POST" if body is not None else "GET")).upper()
+    headers = _headers(arguments.header, body is not None)
+    output = sys.stdout.buffer
+    try:
+        with (
+            _plain_client() if plain else sync_client(_certificate(arguments, settings)) as client,
+            client.stream(method, url, content=body, headers=headers) as response,
+        ):
+            if arguments.include:
+                output.write(f"HTTP/1.1 {response.status_code} {response.reason_phrase}\r\n".encode())
+                for name, value in response.headers.multi_items():
+                    output.write(f"{name}: {value}\r\n".encode())
+                output.write(b"\r\n")
+            for chunk in response.iter_bytes():
+                output.write(chunk)
+                output.flush()
+    except httpx.TransportError as error:
+        _fail(f"{method} {url}: {type(error).__name__}: {error}", EXIT_NO_RESPONSE)
+    if response.is_error:
+        _fail(f"{method} {url}: {response.status_code} {response.reason_phrase}", EXIT_HTTP_ERROR)

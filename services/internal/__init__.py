@@ -1,0 +1,31 @@
+"""The internal API, for other services over mutual TLS: bulk export and import of the catalog.
+
+Mounted at ``/internal`` by the gateway, behind its allow-list (``gateway/internal.py``);
+it speaks v2's item format, the current one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from services.catalog import create_catalog_app
+from services.internal.routes import router
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from gateway.settings import Settings
+
+DESCRIPTION = """\
+Bulk access to the items catalog for other services. Every route needs a verified client
+certificate (mutual TLS) whose SPIFFE ID the gateway's allow-list (`GATEWAY_INTERNAL_ALLOW`)
+names for the route: without one the answer is 401, with another one 403.
+
+Items are in v2's format: prices are decimal strings with a currency.
+"""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    return create_catalog_app(
+        settings, router, title="Items catalog, internal API", version="1.0.0", description=DESCRIPTION
+    )
