@@ -1,10 +1,20 @@
 """TLS handshakes done by the gateway, so that a refused one is logged with its reason.
 
-With ``create_server(ssl=...)`` asyncio (and uvloop) run the handshake below the
-protocol and report a failure only in debug mode: the client sees a dropped connection
-and the server logs nothing. Here the server listens on plain TCP and each connection
-is upgraded with ``loop.start_tls``, whose failure comes back to us with the peer's
-address; on success the HTTP protocol gets the TLS transport as if nothing happened.
+With ``create_server(ssl=...)`` asyncio and uvloop run the handshake below the protocol
+and report a failure only in debug mode (their SSL protocols log an ``OSError`` at debug
+level): the client sees a dropped connection and the server logs nothing. Here each
+accepted socket (``tls_listener``) is handed to ``loop.connect_accepted_socket`` with the
+server's context, which returns once the handshake is done or raises its failure, and
+that failure is logged with the peer's address. The connection is the loop's own TLS
+transport from its first byte (uvloop's is compiled); the HTTP protocol is connected
+only once the handshake has succeeded, as with ``create_server``.
+
+Not ``loop.start_tls`` on a plain connection, as before: uvloop 0.23 ignores a
+``pause_reading()`` made in ``connection_made`` (observed here; asyncio had the same bug,
+https://github.com/python/cpython/issues/76002), so the ClientHello can reach the plain
+protocol first, and ``start_tls``, which cannot be given bytes already read (the
+limitation of https://github.com/MagicStack/uvloop/issues/707), waits for them until the
+handshake timeout.
 """
 
 from __future__ import annotations
@@ -12,95 +22,49 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Callable
 
 logger = logging.getLogger("gateway.tls")
 
 
-def _describe(error: BaseException) -> str:
+def describe_refusal(error: BaseException) -> str:
+    """Why a handshake failed, in words an operator can act on."""
     if isinstance(error, ssl.SSLCertVerificationError):
         return f"client certificate refused: {error.verify_message}"
     if isinstance(error, ssl.SSLError):
         return str(error.reason or error).replace("_", " ").lower()
     if isinstance(error, TimeoutError) or "taking longer" in str(error):
-        # uvloop reports a timeout as ConnectionAbortedError; a plain-HTTP client ends up here too.
+        # uvloop and asyncio report the timeout as ConnectionAbortedError("... taking longer ...").
         return "no TLS handshake within the header timeout (a plain HTTP client?)"
+    if isinstance(error, ConnectionResetError):
+        return "the peer closed the connection during the handshake"
     return f"{type(error).__name__}: {error}"
 
 
-class TLSHandshake(asyncio.Protocol):
-    """Accepts a TCP connection, performs the TLS handshake, then hands over to HTTP.
-
-    It is the TLS transport's first protocol too: request bytes that arrive with the end
-    of the handshake are kept and replayed to the HTTP protocol once it is connected.
-    """
-
-    def __init__(
-        self,
-        make_http_protocol: Callable[[], asyncio.Protocol],
-        context: ssl.SSLContext,
-        handshake_timeout: float,
-    ) -> None:
-        self._make_http_protocol = make_http_protocol
-        self._context = context
-        self._handshake_timeout = handshake_timeout
-        self._task: asyncio.Task[None] | None = None
-        self._early_data: list[bytes] = []
-        self._peer_left = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
-        tcp = cast("asyncio.Transport", transport)
-        # Not a byte may reach this protocol before start_tls takes the transport over: the
-        # ClientHello would be swallowed and the handshake would wait for it forever.
-        tcp.pause_reading()
-        self._task = asyncio.get_running_loop().create_task(self._upgrade(tcp))
-
-    def data_received(self, data: bytes) -> None:
-        self._early_data.append(data)
-
-    def eof_received(self) -> bool | None:
-        self._peer_left = True
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        # start_tls itself fails when the connection dies mid-handshake, with the reason.
-        self._peer_left = True
-
-    async def _upgrade(self, transport: asyncio.Transport) -> None:
-        peer = transport.get_extra_info("peername")
-        address = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unknown peer"
-        try:
-            tls_transport = await asyncio.get_running_loop().start_tls(
-                transport,
-                self,
-                self._context,
-                server_side=True,
-                ssl_handshake_timeout=self._handshake_timeout,
-            )
-        except (OSError, TimeoutError, EOFError) as error:
-            logger.warning("TLS handshake with %s refused: %s", address, _describe(error))
-            transport.abort()
-            return
-        if tls_transport is None or self._peer_left:
-            return
-        http = self._make_http_protocol()
-        tls_transport.set_protocol(http)
-        http.connection_made(tls_transport)
-        if self._early_data:
-            http.data_received(b"".join(self._early_data))
-            self._early_data.clear()
+def describe_peer(peer: Any) -> str:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host, port = peer[0], peer[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return "unknown peer"
 
 
-def tls_protocol_factory(
-    http_protocol_class: Callable[..., asyncio.Protocol], context: ssl.SSLContext, handshake_timeout: float
-) -> Callable[..., asyncio.Protocol]:
-    """A drop-in for Uvicorn's ``http`` protocol class that adds the handshake in front."""
-
-    def build(**kwargs: Any) -> asyncio.Protocol:
-        return TLSHandshake(lambda: http_protocol_class(**kwargs), context, handshake_timeout)
-
-    return build
+async def serve_tls_connection(
+    connection: socket.socket,
+    peer: Any,
+    make_protocol: Callable[[], asyncio.Protocol],
+    context: ssl.SSLContext,
+    handshake_timeout: float,
+) -> None:
+    """Run the handshake on an accepted socket; on success the protocol serves the connection."""
+    loop = asyncio.get_running_loop()
+    try:
+        # The loop owns the socket from here: it closes it when the handshake fails.
+        await loop.connect_accepted_socket(
+            make_protocol, connection, ssl=context, ssl_handshake_timeout=handshake_timeout
+        )
+    except (OSError, EOFError) as error:  # ssl.SSLError and TimeoutError are OSErrors.
+        logger.warning("TLS handshake with %s refused: %s", describe_peer(peer), describe_refusal(error))

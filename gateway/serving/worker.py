@@ -4,9 +4,10 @@ The stock worker drops what an operator configures in Gunicorn: the graceful tim
 (Uvicorn then waits forever for in-flight requests), the access-log format, and SIGQUIT
 (a quick shutdown that the stock worker ignores until Gunicorn kills it at the timeout,
 https://github.com/encode/uvicorn/issues/1116). This one passes the graceful timeout on,
-uses the gateway's own HTTP protocol (limits, header timeout, HUP without failed
-requests), serves the root path from settings, logs through the gateway's JSON logging,
-flips readiness to 503 the moment SIGTERM arrives, and exits quickly on SIGQUIT.
+uses the gateway's own HTTP and WebSocket protocols (limits, header timeout, HUP without
+failed requests, the ASGI TLS extension), serves the root path from settings, logs through
+the gateway's JSON logging, flips readiness to 503 the moment SIGTERM arrives, and exits
+quickly on SIGQUIT.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import signal
 import socket
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
@@ -26,13 +27,15 @@ from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
 from gateway.health import begin_draining
-from gateway.serving.protocol import HttpLimits, protocol_class
-from gateway.serving.tls_handshake import tls_protocol_factory
+from gateway.serving.heap_trim import HEAP_TRIM_INTERVAL_SECONDS, heap_trimmer
+from gateway.serving.protocols import http_protocol_class
+from gateway.serving.served_tls import ServedTLS, load_or_keep
+from gateway.serving.tls_listener import TLSListener
+from gateway.serving.websocket import websocket_protocol_class
 from gateway.settings import load_settings
-from gateway.tls.context import cipher_suite_codes, server_context
-from gateway.tls.scope import ServerTLS
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Callable, Generator
     from types import FrameType
 
@@ -44,6 +47,8 @@ SHUTDOWN_MARGIN_SECONDS = 1.0
 # A quick shutdown (SIGQUIT, or SIGINT to the arbiter) still answers the requests it cuts
 # (503) and closes the store; it just does not wait for them.
 QUICK_EXIT_GRACE_SECONDS = 0.2
+# Uvicorn's main loop calls on_tick every 0.1 s.
+_HEAP_TRIM_TICKS = round(HEAP_TRIM_INTERVAL_SECONDS / 0.1)
 
 
 def uvicorn_graceful_timeout(settings: Settings) -> float:
@@ -62,11 +67,17 @@ class DrainingServer(Server):
         on_drain: Callable[[], None],
         on_shutdown: Callable[[], None],
         prestop_delay: float,
+        ssl_context: ssl.SSLContext | None,
+        handshake_timeout: float,
     ) -> None:
         super().__init__(config)
         self._on_drain = on_drain
         self._on_shutdown = on_shutdown
         self._prestop_delay = prestop_delay
+        self._ssl_context = ssl_context
+        self._handshake_timeout = handshake_timeout
+        # TLS fragments the heap (see heap_trim); plain HTTP workers do not need this.
+        self._trim_heap = heap_trimmer() if ssl_context is not None else None
         self._exit_at: float | None = None
         self._drain_requested = False
 
@@ -99,7 +110,36 @@ class DrainingServer(Server):
             self._on_drain()
         if self._exit_at is not None and time.monotonic() >= self._exit_at:
             self.should_exit = True
+        if self._trim_heap is not None and counter % _HEAP_TRIM_TICKS == 0:
+            self._trim_heap()
         return await super().on_tick(counter)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._ssl_context is None or sockets is None:
+            await super().startup(sockets)
+            return
+        # With TLS the gateway runs each handshake itself, so that a refused one is logged
+        # (see tls_listener): Uvicorn's startup, given no socket, runs the lifespan and
+        # creates no server; each of Gunicorn's sockets then gets the gateway's listener.
+        await super().startup(sockets=[])
+        for listening in sockets:
+            listener = TLSListener(
+                listening,
+                self._make_http_protocol,
+                self._ssl_context,
+                handshake_timeout=self._handshake_timeout,
+                backlog=self.config.backlog,
+                connections_open=lambda: bool(self.server_state.connections) and not self.force_exit,
+            )
+            listener.start()
+            # Uvicorn's shutdown only calls close() and wait_closed() on its servers.
+            self.servers.append(listener)  # type: ignore[arg-type]
+
+    def _make_http_protocol(self) -> asyncio.Protocol:
+        # What Uvicorn's startup gives loop.create_server.
+        return self.config.http_protocol_class(  # type: ignore[call-arg]
+            config=self.config, server_state=self.server_state, app_state=self.lifespan.state
+        )
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self._on_shutdown()
@@ -115,38 +155,30 @@ class DrainingServer(Server):
 
 
 class GatewayWorker(UvicornWorker):
+    # The TLS the arbiter loaded last (this constructor runs in the arbiter): a worker built
+    # while the files do not load serves it, rather than crash the arbiter (see served_tls).
+    tls_loaded_before: ClassVar[ServedTLS | None] = None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # UvicornWorker.__init__ is skipped on purpose: it points Uvicorn's loggers at
         # Gunicorn's handlers, bypassing the JSON logging configured by logconfig_dict.
         Worker.__init__(self, *args, **kwargs)
         self.settings = load_settings()
-        limits = HttpLimits(
-            max_request_line=self.settings.max_request_line,
-            max_header_count=self.settings.max_header_count,
-            max_header_bytes=self.settings.max_header_bytes,
-            header_timeout=self.settings.header_timeout,
-            max_connections=self.settings.max_connections,
-        )
         # Built here, by the worker: the stock worker ignores Gunicorn's ssl_context hook.
-        self.ssl_context = server_context(self.settings)
-        tls = (
-            ServerTLS(
-                server_cert_pem=self.settings.tls_certfile.read_text(),
-                cipher_codes=cipher_suite_codes(self.ssl_context),
-            )
-            if self.ssl_context is not None
-            else None
-        )
-        self.http_protocol_class = protocol_class(limits, tls)
+        served_tls = load_or_keep(self.settings, GatewayWorker.tls_loaded_before)
+        GatewayWorker.tls_loaded_before = served_tls
+        self.ssl_context = served_tls.context if served_tls is not None else None
+        tls = served_tls.facts if served_tls is not None else None
+        self.http_protocol_class = http_protocol_class(self.settings, tls)
         config_kwargs: dict[str, Any] = {
             "app": None,
             "log_config": None,
             "access_log": False,  # The gateway writes its own structured access line.
-            "http": self._http_protocol(self.http_protocol_class),
-            # With TLS, asyncio's own loop: under uvloop 0.23 a start_tls on a transport
-            # paused since connection_made (which the gateway's handshake needs, or the
-            # ClientHello can be lost) stalls when the server asks for a client certificate.
-            "loop": "asyncio" if self.ssl_context is not None else "auto",
+            # With TLS too: Uvicorn's own TLS (config.ssl) stays off, and DrainingServer
+            # runs the handshakes (on uvloop's TLS transport, see tls_handshake).
+            "http": self.http_protocol_class,
+            "ws": websocket_protocol_class(tls),
+            "loop": "auto",
             "root_path": self.settings.root_path,
             "timeout_keep_alive": self.cfg.keepalive,
             "timeout_notify": self.timeout,
@@ -159,13 +191,6 @@ class GatewayWorker(UvicornWorker):
             config_kwargs["backlog"] = self.cfg.settings["backlog"].value
         self.config = Config(**config_kwargs)
         self.server: DrainingServer | None = None
-
-    def _http_protocol(self, http_protocol: type[asyncio.Protocol]) -> Any:
-        if self.ssl_context is None:
-            return http_protocol
-        # The server listens on plain TCP and the gateway runs each handshake itself, so a
-        # refused one is logged; Uvicorn's own TLS (config.ssl) stays off.
-        return tls_protocol_factory(http_protocol, self.ssl_context, self.settings.header_timeout)
 
     def _mark_draining(self) -> None:
         self.http_protocol_class.server_draining = True
@@ -186,6 +211,8 @@ class GatewayWorker(UvicornWorker):
             on_drain=lambda: begin_draining(self.wsgi),
             on_shutdown=self._mark_draining,
             prestop_delay=self.settings.prestop_delay,
+            ssl_context=self.ssl_context,
+            handshake_timeout=self.settings.header_timeout,
         )
         self._install_sigquit_handler()
         await self.server.serve(sockets=self.sockets)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 import subprocess
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,8 +14,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from gateway.client import ClientCertificate, async_client, sync_client
 from gateway.tls.certificates import (
-    Authority,
-    CertifiedKey,
     create_authority,
     issue_client_certificate,
     issue_revocation_list,
@@ -24,51 +21,12 @@ from gateway.tls.certificates import (
 )
 from tests.servers import GATEWAY_COMMAND, ServerProcess, loopback_client, server_environment
 from tests.serving.conftest import GatewayGroup, wait_for
-
-TRUST_DOMAIN = "gateway.test"
-
-
-@dataclass(frozen=True)
-class Pki:
-    folder: Path
-    authority: Authority
-
-    def write(self, name: str, certified: CertifiedKey) -> tuple[Path, Path]:
-        certificate, key = self.folder / f"{name}.pem", self.folder / f"{name}-key.pem"
-        certificate.write_bytes(certified.pem())
-        key.write_bytes(certified.key_pem())
-        return certificate, key
-
-    def client(self, name: str, certified: CertifiedKey | None = None, **tls: object) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=self.folder / "ca.pem")
-        if certified is None:
-            certified = issue_client_certificate(self.authority, name, trust_domain=TRUST_DOMAIN)
-        context.load_cert_chain(*self.write(name, certified))
-        return context
-
-    def anonymous(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=self.folder / "ca.pem")
-
-    def settings(self, mode: str, **extra: str) -> dict[str, str]:
-        return {
-            "tls_mode": mode,
-            "tls_certfile": str(self.folder / "server.pem"),
-            "tls_keyfile": str(self.folder / "server-key.pem"),
-            "tls_ca_file": str(self.folder / "ca.pem"),
-            "tls_trust_domain": TRUST_DOMAIN,
-            **extra,
-        }
+from tests.serving.pki import TRUST_DOMAIN, Pki
 
 
 @pytest.fixture
 def pki(tmp_path: Path) -> Pki:
-    folder = tmp_path / "pki"
-    folder.mkdir()
-    authority = create_authority("Gateway test CA")
-    (folder / "ca.pem").write_bytes(authority.pem())
-    pki = Pki(folder, authority)
-    pki.write("server", issue_server_certificate(authority, ["localhost", "127.0.0.1"]))
-    return pki
+    return Pki.create(tmp_path / "pki")
 
 
 def _logged(server: ServerProcess, text: str) -> bool:
@@ -159,7 +117,9 @@ def test_a_revoked_certificate_is_refused_when_a_crl_is_configured(
         assert _refused(server.origin, pki.client("revoked", revoked))
         with loopback_client(server.origin, allowed) as client:
             assert client.get("/v3/hello").status_code == 200
+            (crl_check,) = client.get("/health").json()["checks"]["tls:revocation-list"]
         assert _logged(server, "certificate revoked")
+    assert crl_check["status"] == "pass"
 
 
 def test_mtls_optional_serves_anonymous_callers_and_identifies_the_others(
