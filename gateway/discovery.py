@@ -70,6 +70,8 @@ def discovery_routes(entries: list[VersionEntry]) -> list[Route]:
                 "api_catalog": f"{root}/.well-known/api-catalog",
                 "docs": f"{root}/docs",
                 "health": f"{root}/health",
+                # For other services, over mutual TLS (GATEWAY_INTERNAL_ALLOW).
+                "internal": f"{root}/internal/docs",
             },
             headers={"Link": f'<{root}/.well-known/api-catalog>; rel="api-catalog"'},
         )

@@ -4,6 +4,12 @@ Measured on these machines, each pure ASGI middleware costs about 6% of a bare
 FastAPI app's throughput (Starlette's base-class HTTP middleware: 65%), so request id, version
 lifecycle, body limit and access log share one scan of the headers and one ``send``
 wrapper instead of four stacked layers. Each concern's logic lives in its own module.
+
+The edge is the root app's outermost layer (``GatewayRoot``), and it sends version
+traffic straight to the version's ``Mount``, with the scope the router would have built:
+Starlette's root error layers and route regexes would cost about 8% of a version
+request, and a version app has error layers of its own. Everything else goes through the
+root's Starlette stack. Measured: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -14,25 +20,36 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from starlette.routing import Mount, Route
+
 from gateway.access_log import log_access, route_template
 from gateway.body_limit import RequestBodyTooLarge, declared_too_large, limited_receive
 from gateway.errors import PROBLEM_CONTENT_TYPE, problem_body
+from gateway.health import LiveProbe
 from gateway.request_context import REQUEST_ID_HEADER, accept_or_generate_request_id, bind_request_id
+from gateway.tls.forwarded import FORWARDED_CLIENT_CERT_HEADER
 
 if TYPE_CHECKING:
+    from starlette.routing import Router
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from gateway.lifecycle import VersionPolicy
     from gateway.metrics import GatewayMetrics
+    from gateway.tls.forwarded import ForwardedClientCertificates
 
 logger = logging.getLogger("gateway.edge")
 
 
-def _version_prefix(path: str, root_path: str) -> str:
-    if root_path and path.startswith(root_path):
-        path = path[len(root_path) :]
-    end = path.find("/", 1)
-    return path if end == -1 else path[:end]
+def _route_path(path: str, root_path: str) -> str:
+    """The path the root's routes match, as Starlette's ``get_route_path`` computes it."""
+    if root_path and path.startswith(root_path) and path[len(root_path) : len(root_path) + 1] in ("", "/"):
+        return path[len(root_path) :]
+    return path
+
+
+def _version_prefix(route_path: str) -> str:
+    end = route_path.find("/", 1)
+    return route_path if end == -1 else route_path[:end]
 
 
 async def _send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
@@ -59,22 +76,40 @@ class GatewayEdge:
         max_body_size: int,
         access_log: bool,
         metrics: GatewayMetrics | None,
+        forwarded_certificates: ForwardedClientCertificates,
+        router: Router | None = None,
     ) -> None:
         self.app = app
         self.policies = policies
+        # Given the root's router, the Mount of each version, found by its prefix.
+        self.router = router
+        self.mounts = {
+            route.path: route
+            for route in (router.routes if router is not None else [])
+            if isinstance(route, Mount) and route.path in policies
+        }
+        # Plain ASGI endpoints the edge calls past the router too: the liveness probe.
+        self.direct_routes = {
+            route.path: route
+            for route in (router.routes if router is not None else [])
+            if isinstance(route, Route) and isinstance(route.endpoint, LiveProbe)
+        }
         self.max_body_size = max_body_size
         self.access_log = access_log
         self.metrics = metrics
+        self.forwarded_certificates = forwarded_certificates
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                self.forwarded_certificates.resolve(scope, _forwarded_client_cert(scope["headers"]))
             await self.app(scope, receive, send)
             return
 
         started = time.perf_counter()
         if self.metrics is not None:
             self.metrics.in_flight.inc()
-        incoming_id = content_length = None
+        incoming_id = content_length = forwarded_client_cert = None
         has_body = False
         for name, value in scope["headers"]:
             if name == REQUEST_ID_HEADER:
@@ -84,12 +119,22 @@ class GatewayEdge:
                 has_body = value != b"0"
             elif name == b"transfer-encoding":
                 has_body = True
+            elif name == FORWARDED_CLIENT_CERT_HEADER:
+                # Repeated header lines form one comma-separated list (RFC 9110 5.3).
+                forwarded_client_cert = (
+                    value if forwarded_client_cert is None else forwarded_client_cert + b"," + value
+                )
+        if forwarded_client_cert is not None or self.forwarded_certificates.active:
+            # Before the app runs: an untrusted X-Forwarded-Client-Cert must never reach it.
+            self.forwarded_certificates.resolve(scope, forwarded_client_cert)
         request_id = accept_or_generate_request_id(incoming_id)
         bind_request_id(request_id)
         extra_headers = [(REQUEST_ID_HEADER, request_id.encode())]
 
         root_path = scope.get("root_path", "")
-        policy = self.policies.get(_version_prefix(scope["path"], root_path))
+        route_path = _route_path(scope["path"], root_path)
+        prefix = _version_prefix(route_path)
+        policy = self.policies.get(prefix)
         version = policy.entry.name if policy is not None else None
         status = 500
         response_started = response_complete = False
@@ -117,7 +162,19 @@ class GatewayEdge:
                 return
             if has_body:
                 receive = limited_receive(receive, self.max_body_size)
-            await self.app(scope, receive, send_with_headers)
+            mount = self.mounts.get(prefix) if policy is not None else None
+            direct = self.direct_routes.get(route_path) if policy is None else None
+            if direct is not None and scope["method"] in (direct.methods or ()):
+                scope["route"] = direct
+                scope["endpoint"] = direct.endpoint
+                await direct.app(scope, receive, send_with_headers)
+            elif mount is not None and len(route_path) > len(prefix):
+                # "/v2/...": a Mount matches its prefix followed by a slash ("/v2" alone is
+                # the root router's, which redirects it).
+                self._enter_mount(scope, mount, root_path, prefix)
+                await mount.handle(scope, receive, send_with_headers)
+            else:
+                await self.app(scope, receive, send_with_headers)
         except RequestBodyTooLarge:
             # Only an app that does not render HTTPExceptions lets this one through.
             if response_started:
@@ -166,11 +223,28 @@ class GatewayEdge:
                     route=route,
                 )
 
+    def _enter_mount(self, scope: Scope, mount: Mount, root_path: str, prefix: str) -> None:
+        """The scope Starlette's ``Router`` and ``Mount.matches`` give a mounted app: the root
+        router (``request.url_for`` resolves names there), the Mount as the matched route
+        (the access log's template of a path the version does not know), the prefix
+        appended to root_path (Starlette 1.x leaves ``path`` whole)."""
+        scope.setdefault("router", self.router)
+        scope["route"] = mount
+        scope["path_params"] = dict(scope.get("path_params", {}))
+        scope["app_root_path"] = scope.get("app_root_path", root_path)
+        scope["root_path"] = root_path + prefix
+        scope["endpoint"] = mount.app
+
     async def _refuse_body(self, scope: Scope, send: Send, extra_headers: list[tuple[bytes, bytes]]) -> None:
         detail = f"The request body is larger than {self.max_body_size} bytes."
         body = _dumps(problem_body(413, detail, instance=scope["path"]))
         # Closing the connection spares the server reading a body nobody wants.
         await _send_json(send, 413, body, [*extra_headers, (b"connection", b"close")])
+
+
+def _forwarded_client_cert(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    values = [value for name, value in headers if name == FORWARDED_CLIENT_CERT_HEADER]
+    return b",".join(values) if values else None
 
 
 def _dumps(body: object) -> bytes:

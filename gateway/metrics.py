@@ -35,6 +35,7 @@ class GatewayMetrics:
         multiprocess = bool(os.environ.get(MULTIPROCESS_DIRECTORY_VARIABLE))
         self._registry = None if multiprocess else CollectorRegistry()
         labels = ["api_version", "route", "method", "status_class"]
+        self._children: dict[tuple[str | None, str | None, str, int], tuple[Counter, Histogram]] = {}
         self.requests = Counter("gateway_requests", "HTTP requests served.", labels, registry=self._registry)
         self.duration = Histogram(
             "gateway_request_duration_seconds",
@@ -66,9 +67,20 @@ class GatewayMetrics:
     def observe(
         self, version: str | None, route: str | None, method: str, status: int, seconds: float
     ) -> None:
-        labels = (version or "", route or "unmatched", method, _STATUS_CLASSES.get(status // 100, "other"))
-        self.requests.labels(*labels).inc()
-        self.duration.labels(*labels).observe(seconds)
+        key = (version, route, method, status // 100)
+        children = self._children.get(key)
+        if children is None:
+            # Resolved once per label set: ``labels()`` validates and takes a lock every call.
+            labels = (
+                version or "",
+                route or "unmatched",
+                method,
+                _STATUS_CLASSES.get(status // 100, "other"),
+            )
+            children = self._children[key] = (self.requests.labels(*labels), self.duration.labels(*labels))
+        requests, duration = children
+        requests.inc()
+        duration.observe(seconds)
 
     def set_ready(self, ready: bool) -> None:
         self.ready.set(1 if ready else 0)
