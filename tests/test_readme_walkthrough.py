@@ -1,0 +1,67 @@
+"""The README's mTLS walk-through, run as written: it must end with a successful export."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+from typing import TYPE_CHECKING, Any
+
+from gateway.settings import ENV_PREFIX
+from tests.servers import PROJECT_ROOT
+from tests.services.databases import closed_port
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+WALKTHROUGH_HEADING = "### Service-to-service with mTLS: a walk-through"
+_FIRST_SHELL_BLOCK = re.compile(r"```sh\n(.*?)```", re.DOTALL)
+
+
+def walkthrough_commands() -> str:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    section = readme[readme.index(WALKTHROUGH_HEADING) :]
+    block = _FIRST_SHELL_BLOCK.search(section)
+    assert block is not None, "the walk-through has no sh block"
+    return block.group(1)
+
+
+def test_the_walkthrough_ends_with_a_successful_export(tmp_path: Path) -> None:
+    # A fresh folder with the project's .venv in it, as after the README's first command.
+    (tmp_path / ".venv").symlink_to(PROJECT_ROOT / ".venv")
+    environment = {name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)}
+    # The one change: a free port instead of 8000, which a developer's gateway may hold.
+    environment[f"{ENV_PREFIX}PORT"] = str(closed_port())
+    output, errors = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with output.open("w") as stdout, errors.open("w") as stderr:
+        # Files, not pipes: the gateway started in the background inherits them and outlives bash.
+        process = subprocess.Popen(
+            ["bash", "-c", walkthrough_commands()],
+            cwd=tmp_path,
+            env=environment,
+            stdout=stdout,
+            stderr=stderr,
+            # A group of its own: the gateway started in the background is stopped with it.
+            start_new_session=True,
+        )
+        try:
+            returncode = process.wait(timeout=120)
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+    printed, complained = output.read_text(), errors.read_text()
+    assert returncode == 0, f"{printed}\n{complained}"
+    # The gateway's own JSON log lines are interleaved; the export's lines are items.
+    items = [line for line in map(_json_or_none, printed.splitlines()) if line and "revision" in line]
+    assert [(item["id"], item["name"], item["price"]["amount"]) for item in items] == [(1, "Teapot", "12.50")]
+    # The refused export came before, and said why.
+    assert "403 Forbidden" in complained
+
+
+def _json_or_none(line: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
