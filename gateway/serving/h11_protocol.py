@@ -18,21 +18,13 @@ for deployments that want the pure-Python parser. h11 offers fewer hooks, so:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
-from gateway.serving.limits import (
-    DRAIN_IDLE_GRACE_SECONDS,
-    HttpLimits,
-    RefusedError,
-    RequestHeadMeter,
-    describe_client,
-    is_health_probe,
-    overloaded,
-)
-from gateway.tls.scope import ServerTLS, connection_tls_extension
+from gateway.serving.connection_guard import GuardedConnection, log_refusal
+from gateway.serving.limits import RefusedError, is_health_probe, overloaded
 
 if TYPE_CHECKING:
     import asyncio
@@ -47,58 +39,28 @@ _CONNECTION_CLOSE = (b"connection", b"close")
 _BETWEEN_REQUESTS = (h11.IDLE, h11.DONE)
 
 
-class GatewayH11Protocol(H11Protocol):
-    # Set by ``configured`` on a subclass: Uvicorn builds protocols from a class alone.
-    limits: ClassVar[HttpLimits]
-    tls: ClassVar[ServerTLS | None] = None
-    server_draining: ClassVar[bool] = False
-
+class GatewayH11Protocol(GuardedConnection, H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._init_guard()
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_head_bytes)
         # Every request goes through ``_admit``, the one place h11 lets the protocol see a
         # parsed head before the app runs.
         self._serving_app: ASGIApp = self.app
         self.app = self._admit
-        self._head = RequestHeadMeter(self.limits)
-        self._reading_head = False
         # The cycle current when this head began; h11 builds a new one once it is parsed.
         self._cycle_before_head: RequestResponseCycle | None = None
-        self._header_timer: asyncio.TimerHandle | None = None
-        self._draining = False
-        self._tls_extension: dict[str, Any] | None = None
 
     # Connection life
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None and self.tls is not None:
-            self._tls_extension = connection_tls_extension(ssl_object, self.tls)
-        self._begin_head()
-        if self.server_draining:
-            self.shutdown()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_header_timer()
-        super().connection_lost(exc)
+        self._guard_connection(transport)
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         # The WebSocket protocol takes the transport over; this one gets no connection_lost.
         self._cancel_header_timer()
         super().handle_websocket_upgrade(event)
-
-    def shutdown(self) -> None:
-        self._draining = True
-        if self.cycle is None or self.cycle.response_complete:
-            # Idle: a short grace instead of an immediate close (see DRAIN_IDLE_GRACE_SECONDS).
-            if not self.transport.is_closing():
-                self._unset_keepalive_if_required()
-                self.timeout_keep_alive_task = self.loop.call_later(
-                    min(self.timeout_keep_alive, DRAIN_IDLE_GRACE_SECONDS), self.timeout_keep_alive_handler
-                )
-        else:
-            self.cycle.keep_alive = False
 
     # Parsing, with limits
 
@@ -119,12 +81,7 @@ class GatewayH11Protocol(H11Protocol):
     async def _admit(self, scope: Scope, receive: Receive, send: Send) -> None:
         refusal = self._check_parsed_head(scope)
         if refusal is not None:
-            logger.warning(
-                "refused a request from %s with %d: %s",
-                describe_client(self.client),
-                refusal.status,
-                refusal.detail,
-            )
+            log_refusal(self.client, refusal)
             await refusal.respond(scope, receive, send)
             return
         if len(self.connections) > self.limits.max_connections and not is_health_probe(
@@ -161,41 +118,10 @@ class GatewayH11Protocol(H11Protocol):
         return send_closing
 
     def _begin_head(self) -> None:
-        """Measure the next request's head, and time it, from its first byte on."""
-        self._reading_head = True
         self._cycle_before_head = self.cycle
-        self._head.reset()
-        self._cancel_header_timer()
-        self._header_timer = self.loop.call_later(self.limits.header_timeout, self._header_timeout_expired)
+        super()._begin_head()
 
     def _notice_parsed_head(self) -> None:
         if self._reading_head and self.cycle is not self._cycle_before_head:
             self._reading_head = False
             self._cancel_header_timer()
-
-    def _cancel_header_timer(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _header_timeout_expired(self) -> None:
-        self._header_timer = None
-        if self._reading_head and not self.transport.is_closing():
-            logger.info(
-                "closing %s: no complete request headers within %gs",
-                describe_client(self.client),
-                self.limits.header_timeout,
-            )
-            self.transport.close()
-
-    def _refuse(self, refusal: RefusedError) -> None:
-        self._reading_head = False
-        self._cancel_header_timer()
-        logger.warning(
-            "refused a request from %s with %d: %s",
-            describe_client(self.client),
-            refusal.status,
-            refusal.detail,
-        )
-        self.transport.write(refusal.response_bytes())
-        self.transport.close()

@@ -20,21 +20,13 @@ same for Uvicorn's h11 implementation.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway.serving.limits import (
-    DRAIN_IDLE_GRACE_SECONDS,
-    HttpLimits,
-    RefusedError,
-    RequestHeadMeter,
-    describe_client,
-    is_health_probe,
-    overloaded,
-)
-from gateway.tls.scope import ServerTLS, connection_tls_extension
+from gateway.serving.connection_guard import GuardedConnection
+from gateway.serving.limits import RefusedError, is_health_probe, overloaded
 
 if TYPE_CHECKING:
     import asyncio
@@ -42,55 +34,20 @@ if TYPE_CHECKING:
 logger = logging.getLogger("gateway.http")
 
 
-class GatewayHttpProtocol(HttpToolsProtocol):
-    # Set by ``configured`` on a subclass: Uvicorn builds protocols from a class alone.
-    limits: ClassVar[HttpLimits]
-    tls: ClassVar[ServerTLS | None] = None
-    # Set on the configured class when the server starts shutting down: a connection that
-    # completes its TLS handshake after that drains like the others.
-    server_draining: ClassVar[bool] = False
-
+class GatewayHttpProtocol(GuardedConnection, HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._header_timer: asyncio.TimerHandle | None = None
-        self._reading_headers = False
-        self._head = RequestHeadMeter(self.limits)
+        self._init_guard()
         self._header_count = 0
-        self._draining = False
-        self._tls_extension: dict[str, Any] | None = None
-
-    # Connection life
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None and self.tls is not None:
-            # Once per connection: every request on it has the same peer and cipher.
-            self._tls_extension = connection_tls_extension(ssl_object, self.tls)
-        self._start_reading_headers()
-        if self.server_draining:
-            self.shutdown()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_header_timer()
-        super().connection_lost(exc)
-
-    def shutdown(self) -> None:
-        self._draining = True
-        if self.cycle is None or self.cycle.response_complete:
-            # Idle: a short grace instead of an immediate close (see DRAIN_IDLE_GRACE_SECONDS).
-            if not self.transport.is_closing():
-                self._unset_keepalive_if_required()
-                self.timeout_keep_alive_task = self.loop.call_later(
-                    min(self.timeout_keep_alive, DRAIN_IDLE_GRACE_SECONDS), self.timeout_keep_alive_handler
-                )
-        else:
-            self.cycle.keep_alive = False
+        self._guard_connection(transport)
 
     # Parsing, with limits
 
     def data_received(self, data: bytes) -> None:
-        if self._reading_headers and (refusal := self._head.measure(data)) is not None:
+        if self._reading_head and (refusal := self._head.measure(data)) is not None:
             self._refuse(refusal)
             return
         self._unset_keepalive_if_required()
@@ -118,13 +75,12 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         # The header timeout runs from a request's first byte; the byte counters were reset
         # when the previous message completed, so nothing of this one is missed.
         if self._header_timer is None:
-            self._header_timer = self.loop.call_later(
-                self.limits.header_timeout, self._header_timeout_expired
-            )
+            self._start_header_timer()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._reset_request_head()
+        # The next head is measured from its first byte; its timer starts in on_message_begin.
+        self._expect_head()
 
     def on_url(self, url: bytes) -> None:
         if len(self.url) + len(url) > self.limits.max_request_line:
@@ -138,7 +94,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._reading_headers = False
+        self._reading_head = False
         self._cancel_header_timer()
         overloaded_now = len(self.connections) > self.limits.max_connections and not self._is_health_probe()
         if overloaded_now:
@@ -156,43 +112,6 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def _is_health_probe(self) -> bool:
         return is_health_probe(httptools.parse_url(self.url).path.decode("latin-1"))
-
-    def _reset_request_head(self) -> None:
-        """Count the next request's head from its first byte on."""
-        self._reading_headers = True
-        self._head.reset()
-
-    def _start_reading_headers(self) -> None:
-        self._reset_request_head()
-        self._cancel_header_timer()
-        self._header_timer = self.loop.call_later(self.limits.header_timeout, self._header_timeout_expired)
-
-    def _cancel_header_timer(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _header_timeout_expired(self) -> None:
-        self._header_timer = None
-        if self._reading_headers and not self.transport.is_closing():
-            logger.info(
-                "closing %s: no complete request headers within %gs",
-                describe_client(self.client),
-                self.limits.header_timeout,
-            )
-            self.transport.close()
-
-    def _refuse(self, refusal: RefusedError) -> None:
-        self._reading_headers = False
-        self._cancel_header_timer()
-        logger.warning(
-            "refused a request from %s with %d: %s",
-            describe_client(self.client),
-            refusal.status,
-            refusal.detail,
-        )
-        self.transport.write(refusal.response_bytes())
-        self.transport.close()
 
     def _reject_malformed(self) -> None:
         # As Uvicorn does: a 400 and the connection closed.

@@ -59,14 +59,19 @@ class Pki:
         return ssl.create_default_context(cafile=self.folder / "ca.pem")
 
     def settings(self, mode: str, **extra: str) -> dict[str, str]:
-        return {
-            "tls_mode": mode,
-            "tls_certfile": str(self.folder / "server.pem"),
-            "tls_keyfile": str(self.folder / "server-key.pem"),
-            "tls_ca_file": str(self.folder / "ca.pem"),
-            "tls_trust_domain": TRUST_DOMAIN,
-            **extra,
-        }
+        return tls_settings(self.folder, mode, **extra)
+
+
+def tls_settings(folder: Path, mode: str, **extra: str) -> dict[str, str]:
+    """Gateway settings for TLS ``mode`` with the file names `gateway certs init` writes in ``folder``."""
+    return {
+        "tls_mode": mode,
+        "tls_certfile": str(folder / "server.pem"),
+        "tls_keyfile": str(folder / "server-key.pem"),
+        "tls_ca_file": str(folder / "ca.pem"),
+        "tls_trust_domain": TRUST_DOMAIN,
+        **extra,
+    }
 
 
 def replace_file(path: Path, data: bytes) -> None:

@@ -16,11 +16,11 @@ import pytest
 
 from tests.servers import GATEWAY_COMMAND, ServerProcess, loopback_client, server_environment
 from tests.serving.conftest import GatewayGroup, resident_memory_kib, wait_for, worker_pids
+from tests.serving.pki import TRUST_DOMAIN, tls_settings
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-TRUST_DOMAIN = "gateway.test"
 SERVICES = ("reporting", "billing", "envoy")
 EXPORTED_ITEMS = 100_000
 # The export streams page by page; holding the whole catalog would take far more than this.
@@ -36,20 +36,17 @@ class Certificates:
     folder: Path
 
     def settings(self, mode: str = "mtls") -> dict[str, str]:
-        return {
-            "tls_mode": mode,
-            "tls_certfile": str(self.folder / "server.pem"),
-            "tls_keyfile": str(self.folder / "server-key.pem"),
-            "tls_ca_file": str(self.folder / "ca.pem"),
-            "tls_trust_domain": TRUST_DOMAIN,
-            "internal_allow": json.dumps(
+        return tls_settings(
+            self.folder,
+            mode,
+            internal_allow=json.dumps(
                 {
                     "GET /internal/items/export": [spiffe_id("reporting")],
                     "POST /internal/items/import": [spiffe_id("billing")],
                 }
             ),
-            "trusted_proxies": json.dumps([spiffe_id("envoy")]),
-        }
+            trusted_proxies=json.dumps([spiffe_id("envoy")]),
+        )
 
     def client(self, service: str | None) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=self.folder / "ca.pem")

@@ -7,9 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import ssl
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -19,6 +17,7 @@ from gateway.tls.certificates import create_authority, issue_revocation_list, is
 from tests.servers import ServerProcess, loopback_client
 from tests.serving.conftest import GatewayGroup, wait_for, worker_pids
 from tests.serving.pki import Pki, get_with_serial, replace_file
+from tests.serving.traffic import ThreadedTraffic
 
 # Each traffic loop stops after this many requests, whatever happens: loops are bounded.
 MAX_REQUESTS_PER_LOOP = 20_000
@@ -31,42 +30,14 @@ def pki(tmp_path: Path) -> Pki:
     return Pki.create(tmp_path / "pki")
 
 
-@dataclass
-class TrafficReport:
-    succeeded: int = 0
-    failures: list[str] = field(default_factory=list)
-    # The serial of the server certificate last seen by each loop.
-    last_serial: dict[str, int] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class TLSTraffic:
+class TLSTraffic(ThreadedTraffic):
     """Two loops requesting /v3/hello until stopped: one on a kept-alive connection, one on
     a new connection (a new handshake) per request. Each outcome is counted."""
 
     def __init__(self, origin: str, context: ssl.SSLContext) -> None:
+        super().__init__([self._kept_alive, self._new_connections])
         self.origin = origin
         self.context = context
-        self.report = TrafficReport()
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._kept_alive, daemon=True),
-            threading.Thread(target=self._new_connections, daemon=True),
-        ]
-
-    def __enter__(self) -> TLSTraffic:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def stop(self) -> TrafficReport:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(15)
-        return self.report
 
     def serial(self, loop: str) -> int | None:
         with self.report.lock:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Self
 
 import httpx
 
@@ -19,20 +21,21 @@ class TrafficReport:
     succeeded: int = 0
     failures: list[str] = field(default_factory=list)
     worker_pids: set[int] = field(default_factory=set)
+    # The serial of the server certificate last seen by each loop (TLS traffic).
+    last_serial: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class SteadyTraffic:
-    """``clients`` threads, each one keep-alive connection, requesting ``path`` until stopped."""
+class ThreadedTraffic:
+    """Client loops in daemon threads, started on entering, stopped (and joined) on leaving;
+    each loop checks ``_stop`` between requests."""
 
-    def __init__(self, origin: str, *, clients: int = 20, path: str = "/v3/pid") -> None:
-        self.origin = origin
-        self.path = path
+    def __init__(self, loops: list[Callable[[], None]]) -> None:
         self.report = TrafficReport()
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+        self._threads = [threading.Thread(target=loop, daemon=True) for loop in loops]
 
-    def __enter__(self) -> SteadyTraffic:
+    def __enter__(self) -> Self:
         for thread in self._threads:
             thread.start()
         return self
@@ -45,6 +48,15 @@ class SteadyTraffic:
         for thread in self._threads:
             thread.join(15)
         return self.report
+
+
+class SteadyTraffic(ThreadedTraffic):
+    """``clients`` threads, each one keep-alive connection, requesting ``path`` until stopped."""
+
+    def __init__(self, origin: str, *, clients: int = 20, path: str = "/v3/pid") -> None:
+        super().__init__([self._run] * clients)
+        self.origin = origin
+        self.path = path
 
     def succeeded_since(self, count: int, timeout: float) -> bool:
         """Wait until ``count`` more requests than now have succeeded."""
