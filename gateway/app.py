@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Any
@@ -114,7 +115,24 @@ def _run_lifespans(
         async with AsyncExitStack() as stack:
             for mounted in mounted_apps:
                 await stack.enter_async_context(mounted.lifespan())
-            yield
+            _freeze_startup_objects()
+            try:
+                yield
+            finally:
+                # A process that runs apps one after another (the tests) collects them again.
+                gc.unfreeze()
             health.begin_draining()
 
     return lifespan
+
+
+def _freeze_startup_objects() -> None:
+    """Take what startup made (modules, apps, routes, schemas, pools), which lives as long
+    as the process, out of the garbage collector's generations.
+
+    Otherwise every full collection walks all of it while requests wait: measured here, the
+    p99 of a hello route as a gateway version fell from 41-62 ms to 13 ms at 64 connections
+    (bench row R4), the median unchanged. The garbage of startup is collected first.
+    """
+    gc.collect()
+    gc.freeze()

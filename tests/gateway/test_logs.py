@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import logging
 import logging.config
@@ -10,7 +12,7 @@ from typing import Any
 import pytest
 
 from gateway.access_log import log_access
-from gateway.logs import JsonLineFormatter, logging_config
+from gateway.logs import AccessLineHandler, JsonLineFormatter, logging_config
 from gateway.request_context import bind_request_id
 
 
@@ -138,3 +140,41 @@ def test_an_access_logger_turned_down_writes_nothing(capsys: pytest.CaptureFixtu
     quiet = logging_config("info")
     quiet["loggers"]["gateway.access"]["level"] = "WARNING"
     assert _access_lines(capsys, quiet) == []
+
+
+class _CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+def _access_handler(stream: _CountingStream) -> AccessLineHandler:
+    handler = AccessLineHandler(stream)
+    handler.setFormatter(JsonLineFormatter())
+    return handler
+
+
+def test_off_an_event_loop_each_access_line_is_flushed_as_it_is_written() -> None:
+    stream = _CountingStream()
+    handler = _access_handler(stream)
+    handler.write_line("one")
+    handler.write_line("two")
+    assert (stream.getvalue(), stream.flushes) == ("one\ntwo\n", 2)
+
+
+@pytest.mark.anyio
+async def test_on_an_event_loop_the_lines_of_one_pass_are_flushed_together_right_after_it() -> None:
+    stream = _CountingStream()
+    handler = _access_handler(stream)
+    for number in range(3):
+        handler.write_line(f"line {number}")
+    assert stream.flushes == 0
+    await asyncio.sleep(0)  # The loop's next pass.
+    assert (stream.getvalue().splitlines(), stream.flushes) == (["line 0", "line 1", "line 2"], 1)
+    handler.write_line("line 3")
+    await asyncio.sleep(0)
+    assert stream.flushes == 2
