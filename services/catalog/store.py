@@ -80,6 +80,7 @@ class CatalogStore:
         *,
         call_timeout: float = DEFAULT_TIMEOUT,
         idempotency_key_ttl: float = DEFAULT_IDEMPOTENCY_KEY_TTL,
+        connection_slots: int = DEFAULT_POOL_SIZE + DEFAULT_MAX_OVERFLOW,
     ) -> None:
         self._engine = engine
         self._writer = writer_of(engine)
@@ -102,6 +103,13 @@ class CatalogStore:
         self._schema_behind: tuple[float, SchemaStatus] | None = None
         self._schema_lock = asyncio.Lock()
         self._next_purge = 0.0
+        # Calls take a connection in the order they came, at most ``connection_slots`` at once
+        # (the pool's size and overflow). The pool's own queue is not fair: a connection handed
+        # back wakes a waiter, but a call arriving meanwhile takes it, and the waiter goes to
+        # the back of the queue. Measured with 64 concurrent readers on a pool of 5 + 5
+        # (bench row 9c, PostgreSQL): p99 1,250 ms and requests past 2 s, against a p50 of
+        # 16 ms; through this semaphore (FIFO since Python 3.11.1), p99 134 ms, none late.
+        self._connection_slots = asyncio.Semaphore(connection_slots)
 
     @classmethod
     async def open(
@@ -127,7 +135,12 @@ class CatalogStore:
             pool_size=pool_size,
             max_overflow=max_overflow,
         )
-        store = cls(engine, call_timeout=call_timeout, idempotency_key_ttl=idempotency_key_ttl)
+        store = cls(
+            engine,
+            call_timeout=call_timeout,
+            idempotency_key_ttl=idempotency_key_ttl,
+            connection_slots=pool_size + max_overflow,
+        )
         try:
             async with store._bounded():
                 pass
@@ -148,7 +161,7 @@ class CatalogStore:
 
     async def ping(self) -> None:
         """Raise unless the database answers a query and holds the schema this code needs."""
-        async with self._bounded(), self._engine.connect() as connection:
+        async with self._bounded(), self._connection_slots, self._engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
     async def create_item(self, new_item: NewItem) -> Item:
@@ -188,7 +201,7 @@ class CatalogStore:
             return await purge_expired_keys(connection, _utc_now())
 
     async def get_item(self, item_id: int) -> Item | None:
-        async with self._bounded(), self._engine.connect() as connection:
+        async with self._bounded(), self._connection_slots, self._engine.connect() as connection:
             row = (await connection.execute(self._item_query, {"item_id": item_id})).one_or_none()
         return None if row is None else _item_with_tags(row)
 
@@ -202,7 +215,7 @@ class CatalogStore:
             parameters["after_id"] = after_id
         if tag is not None:
             parameters["tag"] = tag
-        async with self._bounded(), self._engine.connect() as connection:
+        async with self._bounded(), self._connection_slots, self._engine.connect() as connection:
             rows = (await connection.execute(query, parameters)).all()
         return [_item_with_tags(row) for row in rows]
 
@@ -254,7 +267,12 @@ class CatalogStore:
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction (``BEGIN IMMEDIATE`` on SQLite), bounded by the call timeout."""
-        async with self._bounded(), self._one_writer, self._writer.begin() as connection:
+        async with (
+            self._bounded(),
+            self._one_writer,
+            self._connection_slots,
+            self._writer.begin() as connection,
+        ):
             yield connection
 
     @asynccontextmanager

@@ -298,3 +298,37 @@ async def test_tags_read_back_exactly_and_in_their_order(database_url: str) -> N
         await store.close()
     assert read is not None
     assert read.tags == listed.tags == tags
+
+
+async def test_calls_take_connections_in_turn_never_more_than_the_pool_allows(database_url: str) -> None:
+    # SQLite's own pool would open 15 connections; the store holds to pool size + overflow,
+    # and the calls past it wait their turn rather than fail.
+    store = await CatalogStore.open(database_url, busy_timeout=5, pool_size=2, max_overflow=1)
+    held = peak = 0
+
+    def checked_out(*_: object) -> None:
+        nonlocal held, peak
+        held += 1
+        peak = max(peak, held)
+
+    def checked_in(*_: object) -> None:
+        nonlocal held
+        held -= 1
+
+    pool = store._engine.sync_engine.pool
+    event.listen(pool, "checkout", checked_out)
+    event.listen(pool, "checkin", checked_in)
+    try:
+        created = await store.create_item(NewItem(name="Teapot", price=Money(100)))
+        calls = [
+            *(store.get_item(created.id) for _ in range(12)),
+            *(store.list_items(limit=5) for _ in range(12)),
+            *(store.update_item(created.id, {"description": f"take {n}"}) for n in range(6)),
+        ]
+        results = await asyncio.gather(*calls)
+        assert all(result is not None for result in results)
+        assert peak == 3
+    finally:
+        event.remove(pool, "checkout", checked_out)
+        event.remove(pool, "checkin", checked_in)
+        await store.close()
