@@ -124,6 +124,8 @@ SERVERS = {
         ServerSpec("v2", "v2 app alone (its factory), Uvicorn", _uvicorn("bench.apps:create_v2_alone"), _settings(), "/items?limit=1"),
         ServerSpec("gateway", "gateway, defaults, Uvicorn", _gateway_uvicorn(), _settings(), _READY),
         ServerSpec("gateway-hello", "gateway + the FastAPI route as version /v3, Uvicorn", _gateway_uvicorn(), _settings(versions=_hello_registry()), _READY),
+        ServerSpec("gateway-hello-nolog", "that gateway, access log off", _gateway_uvicorn(), _settings(versions=_hello_registry(), access_log="false"), _READY),
+        ServerSpec("gateway-hello-bare", "that gateway, access log and metrics off", _gateway_uvicorn(), _settings(versions=_hello_registry(), access_log="false", metrics_enabled="false"), _READY),
         ServerSpec("gateway-zttp", "gateway, Uvicorn --http zttp", _gateway_uvicorn(http="zttp"), _settings(), _READY),
         ServerSpec("serve-1", "gateway serve: Gunicorn + GatewayWorker, 1 worker", _gateway_serve(1), _settings(), _READY),
         ServerSpec("serve-2", "gateway serve: Gunicorn + GatewayWorker, 2 workers", _gateway_serve(2), _settings(), _READY),
@@ -155,6 +157,9 @@ def build_rows(etag: str) -> list[Row]:
         Row("R2", "bare FastAPI route (pydantic model)", "fastapi", Request("/hello"), compare_to="1"),
         Row("R3", "R2 under a Starlette Mount", "mounted", Request("/v3/hello"), compare_to="R2"),
         Row("R4", "R2 as gateway version /v3", "gateway-hello", Request("/v3/hello"), compare_to="R2", targets=(Target("R2", 0.90), Target("R5", 2.5))),
+        # What the gateway's optional layers cost on R4: the access log, then metrics too.
+        Row("R4a", "R4, access log off", "gateway-hello-nolog", Request("/v3/hello"), compare_to="R2"),
+        Row("R4b", "R4, access log and metrics off", "gateway-hello-bare", Request("/v3/hello"), compare_to="R2"),
         Row("R5", "R2 under the naive gateway", "naive-hello", Request("/v3/hello"), compare_to="R2"),
         Row("2a", "naive gateway", "naive", Request("/v2" + item)),
         Row("2b", "naive gateway", "naive", Request("/v2" + page)),
