@@ -123,6 +123,11 @@ def _headers(lines: list[str], has_body: bool) -> dict[str, str]:
     return headers
 
 
+def _is_text(response: httpx.Response) -> bool:
+    media_type: str = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return media_type.startswith("text/") or media_type.endswith(("/json", "+json", "/x-ndjson"))
+
+
 def _call(arguments: argparse.Namespace) -> None:
     from gateway.cli import _load_settings  # gateway.cli imports this module to register it.
 
@@ -145,8 +150,16 @@ def _call(arguments: argparse.Namespace) -> None:
                 for name, value in response.headers.multi_items():
                     output.write(f"{name}: {value}\r\n".encode())
                 output.write(b"\r\n")
+            last_chunk = b""
             for chunk in response.iter_bytes():
                 output.write(chunk)
+                output.flush()
+                last_chunk = chunk or last_chunk
+            if _is_text(response) and last_chunk and not last_chunk.endswith(b"\n"):
+                # A JSON body (a problem, say) ends without a newline: the next command's
+                # output, or the shell's prompt, would run on in its line. Binary bodies are
+                # written exactly as received.
+                output.write(b"\n")
                 output.flush()
     except httpx.TransportError as error:
         _fail(f"{method} {url}: {type(error).__name__}: {error}", EXIT_NO_RESPONSE)

@@ -178,3 +178,37 @@ async def test_on_an_event_loop_the_lines_of_one_pass_are_flushed_together_right
     handler.write_line("line 3")
     await asyncio.sleep(0)
     assert stream.flushes == 2
+
+
+class _UnbufferedStream(_CountingStream):
+    """A stream that writes through, as stdout does under PYTHONUNBUFFERED: each ``write`` a syscall."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+@pytest.mark.anyio
+async def test_the_lines_of_one_pass_take_one_write_even_on_an_unbuffered_stream() -> None:
+    stream = _UnbufferedStream()
+    handler = _access_handler(stream)
+    for number in range(5):
+        handler.write_line(f"line {number}")
+    await asyncio.sleep(0)
+    assert (stream.writes, stream.flushes, len(stream.getvalue().splitlines())) == (1, 1, 5)
+
+
+@pytest.mark.anyio
+async def test_lines_still_pending_are_written_when_logging_flushes_its_handlers() -> None:
+    # logging.shutdown, at exit, flushes every handler: no line waits for a loop pass that never comes.
+    stream = _CountingStream()
+    handler = _access_handler(stream)
+    handler.write_line("last request")
+    handler.flush()
+    assert stream.getvalue() == "last request\n"
+    await asyncio.sleep(0)  # The pass's own flush then finds nothing more to write.
+    assert stream.getvalue() == "last request\n"
