@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             metrics=metrics,
             forwarded_certificates=ForwardedClientCertificates(settings.trusted_proxies),
         ),
-        lifespan=_run_lifespans(mounted_apps, health),
+        lifespan=_run_lifespans(mounted_apps, health, metrics),
     )
     install_error_handlers(app, known_versions=[entry.prefix for entry in settings.versions])
     app.state.settings = settings
@@ -105,7 +105,7 @@ class GatewayRoot(Starlette):
 
 
 def _run_lifespans(
-    mounted_apps: list[MountedApp], health: HealthState
+    mounted_apps: list[MountedApp], health: HealthState, metrics: GatewayMetrics | None
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -115,6 +115,8 @@ def _run_lifespans(
         async with AsyncExitStack() as stack:
             for mounted in mounted_apps:
                 await stack.enter_async_context(mounted.lifespan())
+            if metrics is not None:
+                await stack.enter_async_context(metrics.publishing())
             _freeze_startup_objects()
             try:
                 yield

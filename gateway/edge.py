@@ -108,7 +108,7 @@ class GatewayEdge:
 
         started = time.perf_counter()
         if self.metrics is not None:
-            self.metrics.in_flight.inc()
+            self.metrics.requests_in_flight += 1
         incoming_id = content_length = forwarded_client_cert = None
         has_body = False
         for name, value in scope["headers"]:
@@ -211,7 +211,7 @@ class GatewayEdge:
             seconds = time.perf_counter() - started
             route = route_template(scope)
             if self.metrics is not None:
-                self.metrics.in_flight.dec()
+                self.metrics.requests_in_flight -= 1
                 self.metrics.observe(version, route, scope["method"], status, seconds)
             if self.access_log:
                 log_access(

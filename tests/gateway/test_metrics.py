@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import anyio
 import httpx
 import pytest
+from prometheus_client import generate_latest
 
+from gateway.metrics import GatewayMetrics
 from gateway.settings import Settings
 from tests.conftest import open_client
 
@@ -58,3 +61,20 @@ async def test_metrics_can_be_turned_off(make_settings: Callable[..., Settings])
 async def test_metrics_stay_out_of_every_version_schema(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/v3/openapi.json")).json()
     assert not any("metrics" in path for path in schema["paths"])
+
+
+async def test_requests_in_flight_are_published_while_the_app_runs_and_zero_after() -> None:
+    metrics = GatewayMetrics()
+
+    def published() -> float | None:
+        return _sample(generate_latest(metrics.in_flight).decode(), "gateway_requests_in_flight")
+
+    async with metrics.publishing(interval=0.01):
+        metrics.requests_in_flight = 3
+        for _ in range(100):  # A published value, not one computed when read.
+            if published() == 3:
+                break
+            await anyio.sleep(0.01)
+        assert published() == 3
+        metrics.requests_in_flight = 0
+    assert published() == 0
