@@ -126,7 +126,8 @@ def test_allowed_services_import_and_export_with_gateway_call(
     assert refused.returncode == 22
     assert json.loads(refused.stdout)["status"] == 403
     # JSON ends its line, whatever the server sent: the next command's output starts on its own.
-    assert imported.stdout.endswith("}\n") and refused.stdout.endswith("}\n")
+    assert imported.stdout.endswith("}\n")
+    assert refused.stdout.endswith("}\n")
     assert "403 Forbidden" in refused.stderr
 
 
