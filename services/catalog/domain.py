@@ -57,6 +57,16 @@ class ItemChanges(TypedDict, total=False):
     tags: tuple[str, ...]
 
 
+class ImportConflictError(Exception):
+    """An imported id was taken meanwhile by an item created concurrently; nothing was imported."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "An item was created under one of the batch's ids while it was being imported;"
+            " nothing was imported. Export that id to see it, then import again."
+        )
+
+
 class RevisionMismatchError(Exception):
     """A conditional write expected another revision of the item than the current one."""
 

@@ -20,12 +20,19 @@ import operator
 import time
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import delete, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from services.catalog.availability import CatalogUnavailableError, bounded
-from services.catalog.domain import ImportOutcome, ImportStatus, Item, RevisionMismatchError
+from services.catalog.domain import (
+    ImportConflictError,
+    ImportOutcome,
+    ImportStatus,
+    Item,
+    RevisionMismatchError,
+)
 from services.catalog.engine import (
     DEFAULT_MAX_OVERFLOW,
     DEFAULT_POOL_SIZE,
@@ -52,13 +59,14 @@ from services.catalog.statements import (
 from services.catalog.tables import item_tags, items
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Collection, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
     from services.catalog.domain import ItemChanges, NewItem
     from services.catalog.idempotency import IdempotentRequest, KeyClaim, PriorRequest, RecordedResponse
 
+_Created = TypeVar("_Created")
 DEFAULT_IDEMPOTENCY_KEY_TTL = 24 * 60 * 60.0
 # How often one store deletes expired idempotency keys, in seconds.
 _PURGE_INTERVAL = 300.0
@@ -103,6 +111,11 @@ class CatalogStore:
         self._schema_behind: tuple[float, SchemaStatus] | None = None
         self._schema_lock = asyncio.Lock()
         self._next_purge = 0.0
+        # On PostgreSQL an import's explicit ids and a POST's drawn id can meet: the POST drew
+        # its id before the import moved the id sequence past the batch. Whichever commits
+        # second gets a unique violation (see ``create_item`` and ``import_items``). SQLite's
+        # writers take the file's lock in turn, and AUTOINCREMENT counts explicit ids.
+        self._ids_can_collide = is_postgresql
         # Calls take a connection in the order they came, at most ``connection_slots`` at once
         # (the pool's size and overflow). The pool's own queue is not fair: a connection handed
         # back wakes a waiter, but a call arriving meanwhile takes it, and the waiter goes to
@@ -165,17 +178,32 @@ class CatalogStore:
             await connection.execute(text("SELECT 1"))
 
     async def create_item(self, new_item: NewItem) -> Item:
-        async with self._write() as connection:
-            return await _insert_item(connection, new_item)
+        return await self._create(lambda connection: _insert_item(connection, new_item))
 
     async def create_item_once(
         self, new_item: NewItem, claim: KeyClaim, respond: Callable[[Item], RecordedResponse]
     ) -> RecordedResponse:
         """Create the item and record ``respond(item)`` under ``claim``, both or neither."""
-        async with self._write() as connection:
+
+        async def create_and_record(connection: AsyncConnection) -> RecordedResponse:
             response = respond(await _insert_item(connection, new_item))
             await record_response(connection, claim, response)
-        return response
+            return response
+
+        return await self._create(create_and_record)
+
+    async def _create(self, create: Callable[[AsyncConnection], Awaitable[_Created]]) -> _Created:
+        """Run ``create`` in a write transaction; once more, under a new id, if an import took
+        the id it drew (``_ids_can_collide``)."""
+        try:
+            async with self._write() as connection:
+                return await create(connection)
+        except IntegrityError:
+            if not self._ids_can_collide:
+                raise
+        logger.warning("a new item drew an id an import had just taken; creating it under the next one")
+        async with self._write() as connection:
+            return await create(connection)
 
     async def claim_idempotency_key(self, request: IdempotentRequest) -> KeyClaim | PriorRequest:
         now = _utc_now()
@@ -315,6 +343,18 @@ class CatalogStore:
         ones, leave identical ones untouched (no new revision), so importing a batch twice
         changes nothing the second time. ``entries`` must not repeat an id."""
         item_ids = [item_id for item_id, _ in entries]
+        try:
+            return await self._import_items(entries, item_ids)
+        except IntegrityError as error:
+            if not self._ids_can_collide:
+                raise
+            # A POST drew one of these ids before the import moved the sequence past them, and
+            # committed first. Retrying would overwrite that item with the imported one.
+            raise ImportConflictError from error
+
+    async def _import_items(
+        self, entries: Sequence[tuple[int, NewItem]], item_ids: list[int]
+    ) -> list[ImportOutcome]:
         async with self._write() as connection:
             if connection.dialect.name == "postgresql":
                 await _prepare_postgresql_import(connection, max(item_ids, default=0))

@@ -19,7 +19,7 @@ from gateway.errors import PROBLEM_CONTENT_TYPE, problem_response
 from gateway.health import ProbeReport, ReadinessCheck, add_readiness_check
 from gateway.shared import shared_resources_of
 from services.catalog.availability import CatalogUnavailableError
-from services.catalog.domain import RevisionMismatchError
+from services.catalog.domain import ImportConflictError, RevisionMismatchError
 from services.catalog.etags import item_tag
 from services.catalog.schema import SchemaNotCurrentError, SchemaState
 from services.catalog.store import CatalogStore
@@ -136,6 +136,7 @@ def install_store_error_handlers(app: FastAPI) -> None:
     """
     app.add_exception_handler(CatalogUnavailableError, _answer_unavailable)
     app.add_exception_handler(RevisionMismatchError, _answer_revision_mismatch)
+    app.add_exception_handler(ImportConflictError, _answer_import_conflict)
 
 
 async def _answer_unavailable(request: Request, error: Exception) -> Response:
@@ -164,6 +165,10 @@ async def _answer_revision_mismatch(request: Request, error: Exception) -> Respo
         instance=request.url.path,
         headers={"ETag": str(item_tag(error.item_id, error.current_revision))},
     )
+
+
+async def _answer_import_conflict(request: Request, error: Exception) -> Response:
+    return problem_response(409, str(error), instance=request.url.path)
 
 
 def problem_response_doc(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from starlette.responses import StreamingResponse
 
 from services.catalog import UNAVAILABLE_RESPONSES, Money, NewItem, StoreDep, etag_of
 from services.catalog.tables import MAX_ITEM_ID
+from services.catalog.web import problem_response_doc
 from services.internal.schemas import ExportedItem, ImportBatch, ImportReport, ImportResult
 
 if TYPE_CHECKING:
@@ -71,6 +72,12 @@ async def _lines(store: CatalogStore, page: list[Item]) -> AsyncIterator[bytes]:
         " again changes nothing. Lines of an export import as they are (their revision and times"
         " are ignored)."
     ),
+    responses={
+        409: problem_response_doc(
+            "An item was created under one of the batch's ids while the batch was being imported:"
+            " nothing was imported."
+        )
+    },
 )
 async def import_items(batch: ImportBatch, store: StoreDep) -> ImportReport:
     outcomes = await store.import_items(

@@ -14,6 +14,7 @@ import secrets
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import text
@@ -27,6 +28,8 @@ from services.catalog.migrate import UpgradeReport, upgrade_schema
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
     from typing import Any
+
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 # Override to test against another server, e.g. in CI.
 POSTGRESQL_URL_VARIABLE = "CATALOG_TEST_POSTGRESQL_URL"
@@ -183,3 +186,40 @@ class BackgroundTcpProxy:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(CONNECT_TIMEOUT_SECONDS)
         self._loop.close()
+
+
+async def wait_until_a_statement_waits_on_a_lock(engine: AsyncEngine) -> None:
+    """Until a session of ``engine``'s PostgreSQL database waits on a lock (a row another holds)."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    for _ in range(200):
+        async with engine.connect() as connection:
+            if (await connection.execute(waiting)).scalar_one():
+                return
+        await asyncio.sleep(0.02)
+    async with engine.connect() as connection:
+        sessions = (
+            await connection.execute(
+                text(
+                    "SELECT state, wait_event_type, wait_event, left(query, 80) FROM pg_stat_activity"
+                    " WHERE datname = current_database()"
+                )
+            )
+        ).all()
+    raise AssertionError(f"nothing came to wait on the row lock within 4 s: {sessions}")
+
+
+def item_row(**values: object) -> dict[str, object]:
+    """A row of ``items`` with ``values``, the rest filled in, to insert beside the store."""
+    now = datetime.now(UTC)
+    return {
+        "description": None,
+        "price_cents": 100,
+        "currency": "EUR",
+        "created_at": now,
+        "updated_at": now,
+        "revision": 1,
+        **values,
+    }

@@ -6,16 +6,18 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from services.catalog import CatalogStore, CatalogUnavailableError, Money, NewItem, RevisionMismatchError
-from services.catalog.engine import create_catalog_engine
-from services.catalog.tables import item_tags
-from tests.services.databases import migrate
+from services.catalog.domain import ImportConflictError
+from services.catalog.engine import create_catalog_engine, writer_of
+from services.catalog.tables import item_tags, items
+from tests.services.databases import item_row, migrate, wait_until_a_statement_waits_on_a_lock
 
 if TYPE_CHECKING:
     from pathlib import Path
+
 
 pytestmark = pytest.mark.anyio
 
@@ -331,4 +333,60 @@ async def test_calls_take_connections_in_turn_never_more_than_the_pool_allows(da
     finally:
         event.remove(pool, "checkout", checked_out)
         event.remove(pool, "checkin", checked_in)
+        await store.close()
+
+
+# An import and a POST on PostgreSQL can meet on one id: the POST drew it from the sequence
+# before the import moved the sequence past its batch. A second connection, in a transaction
+# (the engine's own connections autocommit), plays the side that commits first; the store's
+# side waits on the row's lock until then.
+
+
+async def test_a_post_that_drew_an_id_an_import_took_is_created_under_the_next_one(
+    postgresql_schema_url: str,
+) -> None:
+    store = await CatalogStore.open(postgresql_schema_url, busy_timeout=5)
+    other = create_catalog_engine(postgresql_schema_url, busy_timeout=5)
+    try:
+        async with writer_of(other).connect() as importer:
+            transaction = await importer.begin()
+            # The import's insert, under the id the sequence will hand out next.
+            await importer.execute(insert(items).values(item_row(id=1, name="Imported")))
+            creating = asyncio.ensure_future(store.create_item(NewItem(name="Posted", price=Money(200))))
+            await wait_until_a_statement_waits_on_a_lock(other)
+            await transaction.commit()
+        created = await creating
+        assert (created.id, created.name) == (2, "Posted")
+        imported = await store.get_item(1)
+        assert imported is not None
+        assert imported.name == "Imported"
+    finally:
+        await other.dispose()
+        await store.close()
+
+
+async def test_an_import_whose_id_a_post_took_meanwhile_is_a_conflict_that_changes_nothing(
+    postgresql_schema_url: str,
+) -> None:
+    store = await CatalogStore.open(postgresql_schema_url, busy_timeout=5)
+    other = create_catalog_engine(postgresql_schema_url, busy_timeout=5)
+    try:
+        async with writer_of(other).connect() as poster:
+            transaction = await poster.begin()
+            # The POST's insert: it draws id 1 from the sequence.
+            drawn = (
+                await poster.execute(insert(items).values(item_row(name="Posted")).returning(items.c.id))
+            ).scalar_one()
+            importing = asyncio.ensure_future(
+                store.import_items([(drawn, NewItem(name="Imported", price=Money(300)))])
+            )
+            await wait_until_a_statement_waits_on_a_lock(other)
+            await transaction.commit()
+        with pytest.raises(ImportConflictError):
+            await importing
+        posted = await store.get_item(drawn)
+        assert posted is not None
+        assert (posted.name, posted.revision) == ("Posted", 1)
+    finally:
+        await other.dispose()
         await store.close()

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sqlalchemy import insert
 
 from gateway.registry import build_mounted_app
 from gateway.settings import INTERNAL_FACTORY
+from services.catalog.engine import create_catalog_engine, writer_of
+from services.catalog.tables import items
 from services.internal.routes import EXPORT_PAGE_SIZE
 from services.internal.schemas import MAX_IMPORT_BATCH
+from tests.database_fixtures import POSTGRESQL
+from tests.services.databases import item_row, wait_until_a_statement_waits_on_a_lock
 from tests.services.utils import serve
 
 if TYPE_CHECKING:
@@ -154,3 +160,27 @@ async def test_exported_lines_import_as_they_are(internal_client: httpx.AsyncCli
 
 async def test_an_empty_catalog_exports_nothing(internal_client: httpx.AsyncClient) -> None:
     assert await export_lines(internal_client) == []
+
+
+@pytest.mark.parametrize("database_url", [POSTGRESQL], indirect=True)
+async def test_an_import_that_meets_a_concurrent_creation_is_a_409_that_imports_nothing(
+    internal_client: httpx.AsyncClient, database_url: str
+) -> None:
+    other = create_catalog_engine(database_url, busy_timeout=5)
+    try:
+        async with writer_of(other).connect() as poster:
+            transaction = await poster.begin()
+            # A POST's insert, uncommitted: it drew id 1 from the sequence.
+            statement = insert(items).values(item_row(name="Posted")).returning(items.c.id)
+            drawn = (await poster.execute(statement)).scalar_one()
+            importing = asyncio.ensure_future(
+                internal_client.post("/items/import", json={"items": [item(drawn), item(drawn + 1)]})
+            )
+            await wait_until_a_statement_waits_on_a_lock(other)
+            await transaction.commit()
+        response = await importing
+    finally:
+        await other.dispose()
+    assert response.status_code == 409
+    assert "nothing was imported" in response.json()["detail"]
+    assert [line["name"] for line in await export_lines(internal_client)] == ["Posted"]
