@@ -22,7 +22,7 @@ import uvloop
 
 from gateway.serving import tls_listener
 from gateway.serving.tls_listener import TLSListener
-from gateway.tls.certificates import create_authority, issue_client_certificate, issue_server_certificate
+from tests.serving.pki import Pki
 
 pytestmark = pytest.mark.anyio
 
@@ -51,25 +51,12 @@ class Contexts:
 @pytest.fixture
 def contexts(tmp_path: Path) -> Contexts:
     """Mutual TLS: the server requires a client certificate from the same CA."""
-    authority = create_authority("Listener test CA")
-    server_certificate = issue_server_certificate(authority, ["127.0.0.1"])
-    client_certificate = issue_client_certificate(authority, "billing", trust_domain="gateway.test")
-    files = {
-        "ca.pem": authority.pem(),
-        "server.pem": server_certificate.pem(),
-        "server-key.pem": server_certificate.key_pem(),
-        "client.pem": client_certificate.pem(),
-        "client-key.pem": client_certificate.key_pem(),
-    }
-    for name, data in files.items():
-        (tmp_path / name).write_bytes(data)
+    pki = Pki.create(tmp_path / "pki")
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(tmp_path / "server.pem", tmp_path / "server-key.pem")
-    server.load_verify_locations(tmp_path / "ca.pem")
+    server.load_cert_chain(pki.folder / "server.pem", pki.folder / "server-key.pem")
+    server.load_verify_locations(pki.folder / "ca.pem")
     server.verify_mode = ssl.CERT_REQUIRED
-    client = ssl.create_default_context(cafile=tmp_path / "ca.pem")
-    client.load_cert_chain(tmp_path / "client.pem", tmp_path / "client-key.pem")
-    return Contexts(server, client, ssl.create_default_context(cafile=tmp_path / "ca.pem"))
+    return Contexts(server, pki.client("billing"), pki.anonymous())
 
 
 @dataclass

@@ -19,12 +19,8 @@ from gateway.serving.protocols import HTTP_PROTOCOLS, http_protocol_class
 from gateway.serving.served_tls import ServedTLS, load_served_tls
 from gateway.serving.websocket import websocket_protocol_class
 from gateway.settings import Settings
-from gateway.tls.certificates import (
-    create_authority,
-    issue_client_certificate,
-    issue_server_certificate,
-)
 from tests.gateway.serving.inprocess import ProbeApp, port_of, serving
+from tests.serving.pki import Pki
 
 WEBSOCKET_PROTOCOLS = [
     "uvicorn.protocols.websockets.websockets_sansio_impl:WebSocketsSansIOProtocol",
@@ -45,27 +41,8 @@ WEBSOCKET_PROTOCOLS = [
 @pytest.fixture
 def mtls(tmp_path: Path, make_settings: Callable[..., Settings]) -> tuple[Settings, ssl.SSLContext]:
     """Settings for mutual TLS with files in ``tmp_path``, and a client context for billing."""
-    authority = create_authority("In-process test CA")
-    server = issue_server_certificate(authority, ["127.0.0.1"])
-    client = issue_client_certificate(authority, "billing", trust_domain="gateway.test")
-    files = {
-        "ca.pem": authority.pem(),
-        "server.pem": server.pem(),
-        "server-key.pem": server.key_pem(),
-        "billing.pem": client.pem(),
-        "billing-key.pem": client.key_pem(),
-    }
-    for name, content in files.items():
-        (tmp_path / name).write_bytes(content)
-    settings = make_settings(
-        tls_mode="mtls",
-        tls_certfile=tmp_path / "server.pem",
-        tls_keyfile=tmp_path / "server-key.pem",
-        tls_ca_file=tmp_path / "ca.pem",
-    )
-    context = ssl.create_default_context(cafile=tmp_path / "ca.pem")
-    context.load_cert_chain(tmp_path / "billing.pem", tmp_path / "billing-key.pem")
-    return settings, context
+    pki = Pki.create(tmp_path / "pki")
+    return make_settings(**pki.settings("mtls")), pki.client("billing")
 
 
 def _config(settings: Settings, served: ServedTLS, websocket_protocol: str) -> uvicorn.Config:
