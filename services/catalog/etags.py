@@ -1,8 +1,11 @@
 """Entity tags of items and the conditional request headers that carry them (RFC 9110 8.8.3, 13.1).
 
 An item's tag is ``"<id>-<revision>"``: strong, since a revision's representation in a
-given version never changes, and unique for the life of the database, since ids are never
-reused. v1 and v2 give one item the same tag: both show the same revision of it.
+given version never changes, and unique for the life of the database, since new items never
+reuse an id. One exception: an import (``/internal``) may recreate a deleted item under its
+old id, and its revisions start again at 1, so a tag of the deleted item can match the new
+one (tombstones with the last revision would close this; not done). v1 and v2 give one item
+the same tag: both show the same revision of it.
 """
 
 from __future__ import annotations
