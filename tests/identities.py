@@ -17,17 +17,18 @@ import httpx
 from asgi_lifespan import LifespanManager
 
 from gateway.tls.certificates import Authority, create_authority, issue_client_certificate
+from tests.serving.pki import TRUST_DOMAIN
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
     from starlette.types import ASGIApp, Receive, Scope, Send
 
-TRUST_DOMAIN = "gateway.test"
 TLS_1_3 = 0x0304
 
 
 def spiffe_id(service: str) -> str:
+    """The SPIFFE ID the test PKI gives ``service``."""
     return f"spiffe://{TRUST_DOMAIN}/service/{service}"
 
 

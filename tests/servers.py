@@ -30,7 +30,7 @@ import pytest
 from gateway.settings import ENV_PREFIX
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     from gateway.versions import VersionEntry
 
@@ -64,11 +64,31 @@ def gateway_serve_command(workers: int = 2) -> list[str]:
     return [str(GATEWAY_COMMAND), "serve", "--host", LOOPBACK, "--port", "0", "--workers", str(workers)]
 
 
+def run_gateway(
+    arguments: Sequence[str], *, env: dict[str, str], cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``gateway`` command to its end, its output captured as text."""
+    return subprocess.run(
+        [str(GATEWAY_COMMAND), *arguments],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def environment_without_gateway_settings() -> dict[str, str]:
+    """This process's environment minus any GATEWAY_* a developer exported."""
+    return {name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)}
+
+
 def server_environment(
     folder: Path, *, versions: list[VersionEntry] | None = None, **settings: str
 ) -> dict[str, str]:
     """The child's environment: this one, minus any GATEWAY_* a developer exported, plus the test's."""
-    environment = {name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)}
+    environment = environment_without_gateway_settings()
     # The child runs in ``folder`` (so a developer's .env stays out), yet must import tests.versions.
     environment["PYTHONPATH"] = os.pathsep.join(
         [str(PROJECT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]

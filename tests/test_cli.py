@@ -5,22 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-GATEWAY_COMMAND = str(Path(sys.executable).parent / "gateway")
+from tests.servers import run_gateway
 
 
 def _run(*arguments: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [GATEWAY_COMMAND, *arguments],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return run_gateway(arguments, env=env, cwd=cwd, timeout=30)
 
 
 def _environment(**variables: str) -> dict[str, str]:

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 from gateway.settings import Settings
 from gateway.tls.certificates import describe
+from tests.servers import environment_without_gateway_settings, run_gateway
 
-GATEWAY_COMMAND = str(Path(sys.executable).parent / "gateway")
 SERVER_FILES = {"ca.pem": 0o644, "ca-key.pem": 0o600, "server.pem": 0o644, "server-key.pem": 0o600}
 
 
 def _run(cwd: Path, *arguments: str, **variables: str) -> subprocess.CompletedProcess[str]:
     # The child gets its own copy of the environment, without the caller's GATEWAY_ settings.
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("GATEWAY_")}
+    environment = environment_without_gateway_settings()
     environment.update(variables)
-    return subprocess.run(
-        [GATEWAY_COMMAND, "certs", *arguments],
-        env=environment,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return run_gateway(["certs", *arguments], env=environment, cwd=cwd, timeout=30)
 
 
 def _contents(folder: Path) -> dict[str, bytes]:

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,26 +14,18 @@ from sqlalchemy.engine import make_url
 from gateway.cli_db import prepare_database
 from gateway.settings import Settings
 from services.catalog.schema import HEAD_REVISION
+from tests.servers import environment_without_gateway_settings, run_gateway
 from tests.services.databases import closed_port, migrate
 
-GATEWAY_COMMAND = str(Path(sys.executable).parent / "gateway")
 UPGRADES_AT_ONCE = 3
 UPGRADE_ADVICE = "run `gateway db upgrade`"
 
 
 def _run(cwd: Path, *arguments: str, **variables: str) -> subprocess.CompletedProcess[str]:
     # The child gets its own copy of the environment, without the caller's GATEWAY_ settings.
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("GATEWAY_")}
+    environment = environment_without_gateway_settings()
     environment.update({f"GATEWAY_{name.upper()}": value for name, value in variables.items()})
-    return subprocess.run(
-        [GATEWAY_COMMAND, "db", *arguments],
-        env=environment,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_gateway(["db", *arguments], env=environment, cwd=cwd)
 
 
 def _assert_one_readable_line(result: subprocess.CompletedProcess[str], *expected: str) -> None:

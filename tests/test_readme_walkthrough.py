@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
+import time
 from typing import TYPE_CHECKING, Any
 
 from gateway.settings import ENV_PREFIX
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 WALKTHROUGH_HEADING = "### Service-to-service with mTLS: a walk-through"
+# Gunicorn drains for up to its graceful timeout; this is well past it.
+GROUP_STOP_TIMEOUT = 30.0
 _FIRST_SHELL_BLOCK = re.compile(r"```sh\n(.*?)```", re.DOTALL)
 
 
@@ -49,7 +53,7 @@ def test_the_walkthrough_ends_with_a_successful_export(tmp_path: Path) -> None:
         try:
             returncode = process.wait(timeout=120)
         finally:
-            os.killpg(process.pid, signal.SIGTERM)
+            _stop_group(process.pid)
     printed, complained = output.read_text(), errors.read_text()
     assert returncode == 0, f"{printed}\n{complained}"
     # The gateway's own JSON log lines are interleaved; the export's lines are items.
@@ -65,3 +69,15 @@ def _json_or_none(line: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def _stop_group(group: int) -> None:
+    """SIGTERM the walk-through's process group (the gateway it left running), and wait for
+    it to be gone; a group already gone is fine."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGTERM)
+        deadline = time.monotonic() + GROUP_STOP_TIMEOUT
+        while time.monotonic() < deadline:
+            os.killpg(group, 0)  # ProcessLookupError once every member has exited.
+            time.sleep(0.1)
+        os.killpg(group, signal.SIGKILL)

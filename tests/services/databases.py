@@ -189,10 +189,12 @@ class BackgroundTcpProxy:
 
 
 async def wait_until_a_statement_waits_on_a_lock(engine: AsyncEngine) -> None:
-    """Until a session of ``engine``'s PostgreSQL database waits on a lock (a row another holds)."""
+    """Until a session of ``engine``'s PostgreSQL database waits on a lock to insert an item."""
     waiting = text(
         "SELECT count(*) FROM pg_stat_activity"
         " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        # An insert of an item waiting: not, say, a migration waiting on its advisory lock.
+        " AND query LIKE 'INSERT INTO items %' AND pid <> pg_backend_pid()"
     )
     for _ in range(200):
         async with engine.connect() as connection:

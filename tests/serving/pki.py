@@ -55,6 +55,13 @@ class Pki:
         context.load_cert_chain(*self.write(name, certified or self.client_certificate(name)))
         return context
 
+    def write_mismatched_server_key(self) -> bytes:
+        """Replace the server's key with one that is not its certificate's; the original key."""
+        key = self.folder / "server-key.pem"
+        original = key.read_bytes()
+        replace_file(key, issue_server_certificate(create_authority("Other CA"), ["localhost"]).key_pem())
+        return original
+
     def anonymous(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.folder / "ca.pem")
 

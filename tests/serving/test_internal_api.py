@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.servers import GATEWAY_COMMAND, ServerProcess, loopback_client, server_environment
+from tests.identities import spiffe_id
+from tests.servers import ServerProcess, loopback_client, run_gateway, server_environment
 from tests.serving.conftest import GatewayGroup, resident_memory_kib, wait_for, worker_pids
 from tests.serving.pki import TRUST_DOMAIN, tls_settings
 
@@ -25,10 +26,6 @@ SERVICES = ("reporting", "billing", "envoy")
 EXPORTED_ITEMS = 100_000
 # The export streams page by page; holding the whole catalog would take far more than this.
 EXPORT_MEMORY_GROWTH_LIMIT_KIB = 30 * 1024
-
-
-def spiffe_id(service: str) -> str:
-    return f"spiffe://{TRUST_DOMAIN}/service/{service}"
 
 
 @dataclass(frozen=True)
@@ -65,15 +62,7 @@ class Certificates:
 def _gateway(
     arguments: list[str], environment: dict[str, str], cwd: Path
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(GATEWAY_COMMAND), *arguments],
-        env=environment,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_gateway(arguments, env=environment, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

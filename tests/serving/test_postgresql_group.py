@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import secrets
-import subprocess
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -28,10 +27,10 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import catalog_versions
 from tests.servers import (
-    GATEWAY_COMMAND,
     GUNICORN_CLEAN_STOP,
     ServerProcess,
     gateway_serve_command,
+    run_gateway,
     running_server,
     server_environment,
 )
@@ -58,15 +57,7 @@ class Replicas:
 
 
 def _upgrade(environment: dict[str, str], folder: Path) -> None:
-    result = subprocess.run(
-        [str(GATEWAY_COMMAND), "db", "upgrade"],
-        env=environment,
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_gateway(["db", "upgrade"], env=environment, cwd=folder)
     assert result.returncode == 0, result.stderr
     assert "upgraded the schema from revision none" in result.stdout
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.tls.certificates import create_authority, issue_revocation_list, issue_server_certificate
+from gateway.tls.certificates import issue_revocation_list
 from tests.servers import ServerProcess, loopback_client
 from tests.serving.conftest import GatewayGroup, wait_for, worker_pids
 from tests.serving.pki import Pki, get_with_serial, replace_file
@@ -147,9 +147,7 @@ def test_sighup_with_files_that_do_not_load_leaves_the_workers_serving(
         serial = _new_connection_serial(server, client)
         pids = worker_pids(server)
         certificate, key = pki.folder / "server.pem", pki.folder / "server-key.pem"
-        original_key = key.read_bytes()
-        # A key that is not the certificate's.
-        replace_file(key, issue_server_certificate(create_authority("Other CA"), ["localhost"]).key_pem())
+        original_key = pki.write_mismatched_server_key()
         os.kill(server.process.pid, signal.SIGHUP)
         assert wait_for(
             _logged(server, "SIGHUP ignored, the running workers keep serving: GATEWAY_TLS_KEYFILE"), 10
@@ -178,10 +176,7 @@ def test_a_worker_replaced_while_the_files_do_not_load_serves_the_old_certificat
     with gateway_group(workers=2, tls=client, **pki.settings("mtls")) as server:
         serial = _new_connection_serial(server, client)
         pids = worker_pids(server)
-        replace_file(
-            pki.folder / "server-key.pem",
-            issue_server_certificate(create_authority("Other CA"), ["localhost"]).key_pem(),
-        )
+        pki.write_mismatched_server_key()
         replaced = min(pids)
         os.kill(replaced, signal.SIGTERM)
         # The arbiter builds the replacement from the broken files, and survives it.

@@ -19,6 +19,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.conftest import probe_version
+from tests.identities import spiffe_id
 from tests.servers import (
     GATEWAY_COMMAND,
     LOOPBACK,
@@ -28,9 +29,9 @@ from tests.servers import (
     server_environment,
 )
 from tests.serving.conftest import GatewayGroup, wait_for
-from tests.serving.pki import TRUST_DOMAIN, Pki
+from tests.serving.pki import Pki
 
-BILLING = f"spiffe://{TRUST_DOMAIN}/service/billing"
+BILLING = spiffe_id("billing")
 _DEV_LISTENING = re.compile(rf"Uvicorn running on https://{re.escape(LOOPBACK)}:(\d+)")
 
 
