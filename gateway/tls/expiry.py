@@ -43,8 +43,8 @@ def expiry_check(path: Path, *, warning_days: int) -> ReadinessCheck:
         # A start with an unreadable certificate stops before this (the TLS context); a
         # worker respawned after the file broke serves the set-up the arbiter last loaded
         # (served_tls.py), so this is a warning to fix the file, not a reason to stop serving.
-        return _unreadable_certificate_check(
-            f"cannot read {path} ({error}); serving the certificate loaded before"
+        return _unreadable_file_check(
+            "tls:server-certificate", f"cannot read {path} ({error}); serving the certificate loaded before"
         )
 
     async def probe() -> ProbeReport:
@@ -58,11 +58,11 @@ def expiry_check(path: Path, *, warning_days: int) -> ReadinessCheck:
     return ReadinessCheck("tls:server-certificate", probe, component_type="certificate")
 
 
-def _unreadable_certificate_check(output: str) -> ReadinessCheck:
+def _unreadable_file_check(name: str, output: str) -> ReadinessCheck:
     async def probe() -> ProbeReport:
         return ProbeReport("warn", output)
 
-    return ReadinessCheck("tls:server-certificate", probe, component_type="certificate")
+    return ReadinessCheck(name, probe, component_type="certificate")
 
 
 def revocation_list_validity(path: Path) -> tuple[datetime, datetime | None]:
@@ -80,7 +80,14 @@ def revocation_list_validity(path: Path) -> tuple[datetime, datetime | None]:
 
 def crl_expiry_check(path: Path) -> ReadinessCheck:
     """Fails once the CRL is past its nextUpdate; warns in the last quarter of its validity."""
-    last_update, next_update = revocation_list_validity(path)
+    try:
+        last_update, next_update = revocation_list_validity(path)
+    except (OSError, ValueError) as error:
+        # As for the certificate: a worker respawned while the file is broken serves the CRL
+        # loaded before, and must not fail to boot (Gunicorn would stop the whole group).
+        return _unreadable_file_check(
+            "tls:revocation-list", f"cannot read {path} ({error}); serving the revocation list loaded before"
+        )
 
     async def probe() -> ProbeReport:
         if next_update is None:

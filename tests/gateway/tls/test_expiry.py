@@ -76,7 +76,23 @@ def test_a_file_without_a_crl_is_an_error(tmp_path: Path) -> None:
     crl = tmp_path / "crl.pem"
     crl.write_text("not a CRL")
     with pytest.raises(ValueError, match="no PEM CRL"):
-        crl_expiry_check(crl)
+        revocation_list_validity(crl)
+
+
+@pytest.mark.parametrize("content", [None, "not a CRL"])
+async def test_an_unreadable_crl_warns_rather_than_stopping_the_worker(
+    tmp_path: Path, content: str | None
+) -> None:
+    # Built while a respawned worker starts: raising there would stop the whole Gunicorn group.
+    crl = tmp_path / "crl.pem"
+    if content is not None:
+        crl.write_text(content)
+    check = crl_expiry_check(crl)
+    report = await check.probe()
+    assert check.name == "tls:revocation-list"
+    assert isinstance(report, ProbeReport)
+    assert report.status == "warn"
+    assert "crl.pem" in report.output
 
 
 async def test_an_unreadable_server_certificate_warns_rather_than_stopping_the_worker(tmp_path: Path) -> None:
