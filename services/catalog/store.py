@@ -123,6 +123,7 @@ class CatalogStore:
         # (bench row 9c, PostgreSQL): p99 1,250 ms and requests past 2 s, against a p50 of
         # 16 ms; through this semaphore (FIFO since Python 3.11.1), p99 134 ms, none late.
         self._connection_slots = asyncio.Semaphore(connection_slots)
+        self._ping_in_flight: asyncio.Future[None] | None = None
 
     @classmethod
     async def open(
@@ -173,9 +174,26 @@ class CatalogStore:
         return self._schema_status
 
     async def ping(self) -> None:
-        """Raise unless the database answers a query and holds the schema this code needs."""
+        """Raise unless the database answers a query and holds the schema this code needs.
+
+        Pings made while one is running share its query: under the gateway, v1, v2 and
+        /internal each have a readiness check on this one store, and a probe runs them at once.
+        """
+        ping = self._ping_in_flight
+        if ping is None:
+            ping = self._ping_in_flight = asyncio.ensure_future(self._ping_once())
+            ping.add_done_callback(self._ping_finished)
+        # Shielded: a caller that gives up (its check's timeout) leaves the others their answer.
+        await asyncio.shield(ping)
+
+    async def _ping_once(self) -> None:
         async with self._bounded(), self._connection_slots, self._engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
+
+    def _ping_finished(self, ping: asyncio.Future[None]) -> None:
+        self._ping_in_flight = None
+        if not ping.cancelled():
+            ping.exception()  # Retrieved here, for when every caller gave up before the end.
 
     async def create_item(self, new_item: NewItem) -> Item:
         return await self._create(lambda connection: _insert_item(connection, new_item))

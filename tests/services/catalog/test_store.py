@@ -390,3 +390,22 @@ async def test_an_import_whose_id_a_post_took_meanwhile_is_a_conflict_that_chang
     finally:
         await other.dispose()
         await store.close()
+
+
+async def test_pings_made_at_once_share_one_query(database_url: str) -> None:
+    # As the gateway's readiness probe makes them: one check per app mounted over this store.
+    store = await CatalogStore.open(database_url, busy_timeout=5)
+    await store.ping()  # The schema is checked once; from here on a ping is its SELECT 1.
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(store._engine.sync_engine, "before_cursor_execute", record)
+    try:
+        await asyncio.gather(store.ping(), store.ping(), store.ping())
+        await store.ping()
+    finally:
+        event.remove(store._engine.sync_engine, "before_cursor_execute", record)
+        await store.close()
+    assert statements == ["SELECT 1", "SELECT 1"]
