@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("gateway.edge")
 
 
-def _route_path(path: str, root_path: str) -> str:
+def route_path_of(path: str, root_path: str) -> str:
     """The path the root's routes match, as Starlette's ``get_route_path`` computes it."""
     if root_path and path.startswith(root_path) and path[len(root_path) : len(root_path) + 1] in ("", "/"):
         return path[len(root_path) :]
@@ -132,7 +132,7 @@ class GatewayEdge:
         extra_headers = [(REQUEST_ID_HEADER, request_id.encode())]
 
         root_path = scope.get("root_path", "")
-        route_path = _route_path(scope["path"], root_path)
+        route_path = route_path_of(scope["path"], root_path)
         prefix = _version_prefix(route_path)
         policy = self.policies.get(prefix)
         version = policy.entry.name if policy is not None else None

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from starlette.routing import Mount
 
+from gateway.edge import route_path_of
 from gateway.errors import problem_response
 from gateway.registry import MountedApp, build_mounted_app
 from gateway.tls.allow_list import INTERNAL_PREFIX, AllowList
@@ -44,7 +45,7 @@ class InternalAccess:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        route_path = _route_path(scope)
+        route_path = route_path_of(scope["path"], scope.get("root_path", ""))
         path = INTERNAL_PREFIX + route_path
         method = scope.get("method", "GET")  # A WebSocket handshake is a GET.
         identity = identity_of(scope)
@@ -67,14 +68,6 @@ class InternalAccess:
         headers = UNAUTHENTICATED_HEADERS if status == 401 else None
         response = problem_response(status, detail, instance=scope["path"], headers=headers)
         await response(scope, receive, send)
-
-
-def _route_path(scope: Scope) -> str:
-    """The path below the mount: since Starlette 0.33 a mount extends ``root_path`` and
-    leaves ``path`` whole."""
-    path: str = scope["path"]
-    root_path: str = scope.get("root_path", "")
-    return path[len(root_path) :] if root_path and path.startswith(root_path) else path
 
 
 def mount_internal(settings: Settings, resources: SharedResources | None = None) -> MountedApp | None:

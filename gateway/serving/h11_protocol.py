@@ -43,6 +43,9 @@ class GatewayH11Protocol(GuardedConnection, H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._init_guard()
+        # Uvicorn's ``h11_max_incomplete_event_size`` option sets this too, but from the Config,
+        # which each way of serving (worker, `gateway dev`) builds; here the bound follows the
+        # limits this class enforces, however it is configured.
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_head_bytes)
         # Every request goes through ``_admit``, the one place h11 lets the protocol see a
         # parsed head before the app runs.

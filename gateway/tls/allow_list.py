@@ -29,7 +29,6 @@ _PATH_PATTERN = re.compile(r"/[A-Za-z0-9._~*{}-]*(/[A-Za-z0-9._~*{}-]*)*")
 @dataclass(frozen=True)
 class AllowRule:
     method: str
-    path_pattern: str
     path: re.Pattern[str]
     identities: frozenset[str]
 
@@ -68,7 +67,7 @@ def parse_rule(key: str, identities: list[str]) -> AllowRule:
     for identity in identities:
         if not SPIFFE_ID.fullmatch(identity):
             raise ValueError(f"{key!r}: {identity!r} is not a SPIFFE ID (spiffe://<trust domain>/<path>)")
-    return AllowRule(method, pattern, _path_regex(pattern), frozenset(identities))
+    return AllowRule(method, _path_regex(pattern), frozenset(identities))
 
 
 class AllowList:
