@@ -84,6 +84,8 @@ def prepare_database(settings: Settings, *, workers: int) -> None:
     A failed migration raises ``SystemExit`` with one line; an unreachable database when not
     migrating only warns (the workers come up unready and recover when it answers).
     """
+    from sqlalchemy.engine import make_url
+
     from services.catalog.migrate import upgrade_schema
 
     url = _shown(settings.database_url)
@@ -96,6 +98,8 @@ def prepare_database(settings: Settings, *, workers: int) -> None:
                 f"gateway: migrating the catalog database at {url} failed: {_describe(error)}"
             ) from None
         logger.info("catalog database at %s: %s", url, report.describe())
+        if make_url(settings.database_url).get_backend_name() != "postgresql":
+            return  # Just migrated, and only PostgreSQL has a connection budget to check.
     try:
         status, budget = _run_to_completion(_inspect(settings, workers, settings.database_timeout))
     except Exception as error:  # Advice only: the workers report the database themselves.

@@ -14,7 +14,7 @@ Past the limit, a new connection fails with "too many clients" and requests get 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
@@ -60,9 +60,7 @@ class ConnectionBudget:
         return f"{formula}, {verdict} the server's {self.server_limit} available to clients"
 
     def with_server_limit(self, server_limit: int) -> ConnectionBudget:
-        return ConnectionBudget(
-            self.replicas, self.workers, self.pool_size, self.max_overflow, server_limit=server_limit
-        )
+        return replace(self, server_limit=server_limit)
 
 
 async def server_connection_limit(connection: AsyncConnection) -> int:

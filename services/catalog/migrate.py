@@ -218,11 +218,11 @@ def _adopt_tables_made_before_migrations(connection: Connection, config: Config)
 
 
 def _write_revision(connection: Connection, message: str, autogenerate: bool, directory: Path) -> list[Path]:
+    revisions = code_revisions(directory)
     if autogenerate:
-        status = schema_status_of(connection, tuple(code_revisions(directory)))
+        status = schema_status_of(connection, tuple(revisions))
         if status.state is not SchemaState.CURRENT:
             raise MigrationError(f"autogenerate compares with a current database: {status.describe()}")
-    revisions = code_revisions(directory)
     # Numbered revisions: the files sort in the order they apply.
     next_id = f"{int(revisions[-1]) + 1:04d}" if revisions else BASELINE_REVISION
     config = alembic_config(connection, directory=directory)

@@ -22,7 +22,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcon
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from services.catalog.availability import CatalogUnavailableError, bounded
@@ -390,22 +390,10 @@ class CatalogStore:
                 if _has_content(current, new_item):
                     outcomes.append(ImportOutcome(ImportStatus.UNCHANGED, current))
                     continue
-                statement = (
-                    update(items)
-                    .where(items.c.id == item_id)
-                    .values(
-                        name=new_item.name,
-                        description=new_item.description,
-                        price_cents=new_item.price.cents,
-                        currency=new_item.price.currency,
-                        revision=items.c.revision + 1,
-                        updated_at=_utc_now(),
-                    )
-                    .returning(*items.c)
-                )
-                updated = (await connection.execute(statement)).one()
+                parameters = {**_content_columns(new_item), "updated_at": _utc_now(), "item_id": item_id}
+                updated = (await connection.execute(UPDATE_ITEM[False], parameters)).one()
                 if current.tags != new_item.tags:
-                    await connection.execute(delete(item_tags).where(item_tags.c.item_id == item_id))
+                    await connection.execute(DELETE_TAGS, {"item_id": item_id})
                     await _insert_tags(connection, item_id, new_item.tags)
                 outcomes.append(ImportOutcome(ImportStatus.UPDATED, _item_from_row(updated, new_item.tags)))
         return outcomes
@@ -431,10 +419,7 @@ async def _insert_item(connection: AsyncConnection, new_item: NewItem, *, item_i
     now = _utc_now()
     parameters = {
         **({} if item_id is None else {"id": item_id}),
-        "name": new_item.name,
-        "description": new_item.description,
-        "price_cents": new_item.price.cents,
-        "currency": new_item.price.currency,
+        **_content_columns(new_item),
         "created_at": now,
         "updated_at": now,
         "revision": 1,
@@ -443,6 +428,16 @@ async def _insert_item(connection: AsyncConnection, new_item: NewItem, *, item_i
     item = _item_from_row(row, new_item.tags)
     await _insert_tags(connection, item.id, new_item.tags)
     return item
+
+
+def _content_columns(new_item: NewItem) -> dict[str, Any]:
+    """The ``items`` columns that hold what a client says of an item (its tags aside)."""
+    return {
+        "name": new_item.name,
+        "description": new_item.description,
+        "price_cents": new_item.price.cents,
+        "currency": new_item.price.currency,
+    }
 
 
 async def _prepare_postgresql_import(connection: AsyncConnection, max_item_id: int) -> None:

@@ -22,7 +22,8 @@ class ExportedItem(ItemOut):
 
     @classmethod
     def of(cls, item: Item) -> ExportedItem:
-        return cls(**ItemOut.of(item).model_dump(), revision=item.revision)
+        # The fields as they are (dict(), not model_dump()): the price model is not built again.
+        return cls(**dict(ItemOut.of(item)), revision=item.revision)
 
 
 class ImportedItem(BaseModel):
