@@ -249,6 +249,7 @@ def _upgrade(database_url: str, folder: Path) -> None:
         cwd=folder,
         check=True,
         capture_output=True,
+        timeout=60,
     )
 
 
@@ -268,7 +269,11 @@ def _gateway(database_url: str, folder: Path, workers: int) -> Iterator[str]:
         yield origin
     finally:
         os.kill(process.pid, signal.SIGTERM)
-        process.wait(30)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(10)
         log.close()
 
 

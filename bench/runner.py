@@ -247,17 +247,6 @@ def describe_machine(options: Options) -> dict[str, str]:
     }
 
 
-def _commit() -> str:
-    git = ["git", "-C", str(PROJECT_ROOT)]
-    commit = subprocess.run(
-        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    )
-    if commit.returncode != 0:
-        return "unknown (not a git checkout)"
-    changes = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True, check=False)
-    return commit.stdout.strip() + (" with uncommitted changes" if changes.stdout.strip() else "")
-
-
 def _load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 

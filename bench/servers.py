@@ -124,7 +124,7 @@ def stop_server(server: RunningServer) -> None:
             server.process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait()
+            server.process.wait(STOP_TIMEOUT)
     server.log_file.close()
 
 

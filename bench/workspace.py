@@ -23,6 +23,8 @@ GATEWAY_COMMAND = str(Path(sys.executable).parent / "gateway")
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 POSTGRES_SCHEMA = "gateway_bench"
 CLIENT_NAME = "bench"
+# How long a `gateway` command of the set-up (migrate, issue certificates) may take.
+COMMAND_TIMEOUT = 60
 
 
 @dataclass(frozen=True)
@@ -87,11 +89,19 @@ def migrate(workspace: Workspace, database_url: str) -> None:
     older stores create their tables when they open."""
     environment = workspace.environment(database_url)
     probe = subprocess.run(
-        [GATEWAY_COMMAND, "db", "--help"], env=environment, cwd=workspace.directory, capture_output=True
+        [GATEWAY_COMMAND, "db", "--help"],
+        env=environment,
+        cwd=workspace.directory,
+        capture_output=True,
+        timeout=COMMAND_TIMEOUT,
     )
     if probe.returncode == 0:
         upgrade = subprocess.run(
-            [GATEWAY_COMMAND, "db", "upgrade"], env=environment, cwd=workspace.directory, capture_output=True
+            [GATEWAY_COMMAND, "db", "upgrade"],
+            env=environment,
+            cwd=workspace.directory,
+            capture_output=True,
+            timeout=COMMAND_TIMEOUT,
         )
         if upgrade.returncode != 0:
             raise RuntimeError(f"gateway db upgrade failed:\n{upgrade.stdout!r}\n{upgrade.stderr!r}")
@@ -135,6 +145,7 @@ def _issue_certificates(directory: Path) -> Certificates:
             [GATEWAY_COMMAND, "certs", *arguments, "--dir", str(directory)],
             check=True,
             capture_output=True,
+            timeout=COMMAND_TIMEOUT,
         )
     return Certificates(
         ca=directory / "ca.pem",
