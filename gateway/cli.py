@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from gateway.cli_call import add_call_command
 from gateway.cli_certs import add_certs_commands
+from gateway.cli_contracts import add_contracts_commands
 from gateway.cli_db import add_db_commands, prepare_database
 from gateway.logs import logging_config
 from gateway.settings import Settings, describe_validation_error, load_settings
@@ -121,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
         run=_config
     )
     add_certs_commands(commands)
+    add_contracts_commands(commands)
     add_db_commands(commands)
     add_call_command(commands)
     dev = commands.add_parser("dev", help="run Uvicorn with reload, watching only the source folders")

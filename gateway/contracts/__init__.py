@@ -1,0 +1,1 @@
+"""Frozen API contracts: each version's OpenAPI document, kept and compared."""
