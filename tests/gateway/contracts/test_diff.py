@@ -267,12 +267,14 @@ def test_changes_between_fastapi_generated_schemas() -> None:
         if order is None:
 
             @app.get("/items")
-            def list_items() -> list[int]: ...
+            def list_items() -> list[int]:
+                return []
 
         else:
 
             @app.get("/items")
-            def list_items_sorted(order: Literal["asc", "desc"] = Query()) -> list[int]: ...
+            def list_items_sorted(order: Literal["asc", "desc"] = Query()) -> list[int]:
+                return []
 
         return app.openapi()
 
