@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from starlette.routing import Mount, Route
@@ -152,9 +153,11 @@ class GatewayEdge:
         try:
             if policy is not None:
                 extra_headers.extend(policy.response_headers(root_path))
-                if policy.is_gone(time.time()):
+                now = time.time()
+                if policy.is_gone(now):
                     status = 410
-                    await _send_json(send, 410, policy.gone_body(scope["path"]), extra_headers)
+                    gone = policy.gone_body(scope["path"], datetime.fromtimestamp(now, UTC))
+                    await _send_json(send, 410, gone, extra_headers)
                     return
             if declared_too_large(content_length, self.max_body_size):
                 status = 413

@@ -3,13 +3,15 @@
 - Deprecation (RFC 9745): ``@<unix seconds>`` of the deprecation date.
 - Sunset (RFC 8594): an HTTP date, never earlier than the deprecation.
 - Link: ``rel="deprecation"`` (the migration notes) and ``rel="successor-version"``.
-- After the sunset date, 410 Gone with a problem body naming the successor.
+- After the sunset date, 410 Gone with a problem body naming the successor; inside a
+  brownout window before it, the same 410 with the window and the sunset date.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import format_datetime
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,7 @@ class VersionPolicy:
     entry: VersionEntry
     enforce_sunset: bool
     sunset_timestamp: float | None = field(init=False)
+    brownout_windows: tuple[tuple[float, float], ...] = field(init=False)
     # The Link targets include the server's root path, known only from a request's
     # scope; it is the same for every request of a process, so one entry is the norm.
     _headers_by_root_path: dict[str, Headers] = field(default_factory=dict, init=False)
@@ -35,13 +38,17 @@ class VersionPolicy:
         self.sunset_timestamp = sunset.timestamp() if sunset is not None else None
         if self.entry.status == "sunset":
             self.sunset_timestamp = float("-inf")
+        self.brownout_windows = tuple(
+            (window.start.timestamp(), window.end.timestamp()) for window in self.entry.brownouts
+        )
 
     def is_gone(self, now_timestamp: float) -> bool:
-        return (
-            self.enforce_sunset
-            and self.sunset_timestamp is not None
-            and now_timestamp >= self.sunset_timestamp
-        )
+        """Whether the version refuses requests now: past its sunset, or in a brownout."""
+        if not self.enforce_sunset:
+            return False
+        if self.sunset_timestamp is not None and now_timestamp >= self.sunset_timestamp:
+            return True
+        return any(start <= now_timestamp < end for start, end in self.brownout_windows)
 
     def response_headers(self, root_path: str) -> Headers:
         headers = self._headers_by_root_path.get(root_path)
@@ -62,12 +69,27 @@ class VersionPolicy:
             headers.append((b"link", f'<{root_path}{entry.successor}/>; rel="successor-version"'.encode()))
         return headers
 
-    def gone_body(self, path: str) -> bytes:
-        successor = self.entry.successor
-        detail = f"API version {self.entry.name} has reached its sunset"
+    def gone_body(self, path: str, now: datetime) -> bytes:
+        entry = self.entry
+        successor = entry.successor
+        brownout = None if entry.is_gone(now) else entry.brownout_at(now)
+        if brownout is None:
+            detail = f"API version {entry.name} has reached its sunset"
+        else:
+            detail = f"API version {entry.name} is unavailable until {_rfc3339(brownout.end)}, a brownout"
+            detail += f" before its sunset on {_rfc3339(entry.sunset_at)}" if entry.sunset_at else ""
         detail += f"; use {successor} instead." if successor else "."
-        body = problem_body(410, detail, instance=path, successor=successor)
+        extra: dict[str, object] = {"successor": successor}
+        if entry.sunset_at is not None:
+            extra["sunset"] = _rfc3339(entry.sunset_at)
+        if brownout is not None:
+            extra["brownout"] = {"start": _rfc3339(brownout.start), "end": _rfc3339(brownout.end)}
+        body = problem_body(410, detail, instance=path, **extra)
         return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def version_policies(entries: list[VersionEntry], enforce_sunset: bool) -> dict[str, VersionPolicy]:

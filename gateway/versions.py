@@ -7,6 +7,7 @@ settings, or in ``GATEWAY_VERSIONS`` (JSON).
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -48,6 +49,25 @@ def _as_utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+class Brownout(BaseModel):
+    """A window before the sunset in which the version answers as if it were gone, so
+    that the callers it still has notice while they can still move."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: Annotated[datetime, AfterValidator(_as_utc)]
+    end: Annotated[datetime, AfterValidator(_as_utc)]
+
+    @model_validator(mode="after")
+    def _check_order(self) -> Self:
+        if self.end <= self.start:
+            raise ValueError(f"a brownout must end after it starts ({self.start} to {self.end})")
+        return self
+
+    def covers(self, now: datetime) -> bool:
+        return self.start <= now < self.end
+
+
 class VersionEntry(BaseModel):
     """One mounted API version."""
 
@@ -70,6 +90,10 @@ class VersionEntry(BaseModel):
     migration_guide: str | None = Field(
         default=None, description="URL of the migration notes, sent as Link rel=deprecation."
     )
+    brownouts: list[Brownout] = Field(
+        default_factory=list,
+        description="Windows between deprecation and sunset in which the version answers 410 (RFC 3339 start, end).",
+    )
 
     @model_validator(mode="after")
     def _check_lifecycle(self) -> Self:
@@ -86,7 +110,27 @@ class VersionEntry(BaseModel):
             raise ValueError(f"version {self.prefix}: sunset_at is earlier than deprecated_at")
         if self.successor == self.prefix:
             raise ValueError(f"version {self.prefix}: a version cannot succeed itself")
+        self._check_brownouts()
         return self
+
+    def _check_brownouts(self) -> None:
+        if self.brownouts and self.deprecated_at is None:
+            raise ValueError(f"version {self.prefix}: brownouts need deprecated_at")
+        windows = sorted(self.brownouts, key=lambda window: window.start)
+        for window in windows:
+            if self.deprecated_at is not None and window.start < self.deprecated_at:
+                raise ValueError(
+                    f"version {self.prefix}: the brownout from {window.start} starts before deprecated_at"
+                )
+            if self.sunset_at is not None and window.end > self.sunset_at:
+                raise ValueError(
+                    f"version {self.prefix}: the brownout from {window.start} ends after sunset_at"
+                )
+        for earlier, later in itertools.pairwise(windows):
+            if later.start < earlier.end:
+                raise ValueError(
+                    f"version {self.prefix}: the brownouts from {earlier.start} and {later.start} overlap"
+                )
 
     @property
     def name(self) -> str:
@@ -97,6 +141,10 @@ class VersionEntry(BaseModel):
         if self.status is Lifecycle.SUNSET:
             return True
         return self.sunset_at is not None and now >= self.sunset_at
+
+    def brownout_at(self, now: datetime) -> Brownout | None:
+        """The brownout window ``now`` falls in, if any."""
+        return next((window for window in self.brownouts if window.covers(now)), None)
 
     def lifecycle_at(self, now: datetime) -> Lifecycle:
         if self.is_gone(now):

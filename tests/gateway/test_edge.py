@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -198,3 +199,51 @@ async def test_a_version_with_status_sunset_is_gone_without_a_date(
         response = await client.get("/v2/hello")
         assert response.status_code == 410
         assert json.loads(response.text)["successor"] == "/v3"
+
+
+def _brownout_settings(make_settings: Callable[..., Settings], *windows: tuple[str, str]) -> Settings:
+    return _deprecated_settings(
+        make_settings,
+        deprecated_at="2026-01-01T00:00:00Z",
+        sunset_at="2099-01-01T00:00:00Z",
+        brownouts=[{"start": start, "end": end} for start, end in windows],
+    )
+
+
+async def test_inside_a_brownout_the_version_answers_410_with_the_window_and_the_sunset(
+    make_settings: Callable[..., Settings],
+) -> None:
+    now = datetime.now(UTC)
+    window = ((now - timedelta(minutes=1)).isoformat(), (now + timedelta(minutes=5)).isoformat())
+    async for client in open_client(_brownout_settings(make_settings, window)):
+        response = await client.get("/v2/hello")
+        assert response.status_code == 410
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["sunset"] == "Thu, 01 Jan 2099 00:00:00 GMT"
+        problem = response.json()
+        assert problem["sunset"] == "2099-01-01T00:00:00Z"
+        assert problem["successor"] == "/v3"
+        assert problem["brownout"]["end"] == datetime.fromisoformat(window[1]).isoformat().replace(
+            "+00:00", "Z"
+        )
+        assert "a brownout before its sunset on 2099-01-01T00:00:00Z; use /v3 instead." in problem["detail"]
+        # The current version is untouched.
+        assert (await client.get("/v3/hello")).status_code == 200
+
+
+async def test_outside_its_brownouts_the_version_serves(make_settings: Callable[..., Settings]) -> None:
+    now = datetime.now(UTC)
+    past = ((now - timedelta(hours=2)).isoformat(), (now - timedelta(hours=1)).isoformat())
+    future = ((now + timedelta(hours=1)).isoformat(), (now + timedelta(hours=2)).isoformat())
+    async for client in open_client(_brownout_settings(make_settings, past, future)):
+        response = await client.get("/v2/hello")
+        assert response.status_code == 200
+        assert "deprecation" in response.headers
+
+
+async def test_brownouts_are_off_when_sunset_enforcement_is(make_settings: Callable[..., Settings]) -> None:
+    now = datetime.now(UTC)
+    window = ((now - timedelta(minutes=1)).isoformat(), (now + timedelta(minutes=5)).isoformat())
+    settings = _brownout_settings(make_settings, window).model_copy(update={"enforce_sunset": False})
+    async for client in open_client(settings):
+        assert (await client.get("/v2/hello")).status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,54 @@ def test_the_shipped_registry_has_v1_deprecated_and_v2_current() -> None:
 def test_an_impossible_entry_is_refused(entry: dict[str, str], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         VersionEntry.model_validate(entry)
+
+
+_DEPRECATED = {
+    "prefix": "/v1",
+    "factory": "a:b",
+    "status": "deprecated",
+    "deprecated_at": "2026-01-01T00:00:00Z",
+    "sunset_at": "2026-12-31T00:00:00Z",
+}
+
+
+@pytest.mark.parametrize(
+    ("brownouts", "message"),
+    [
+        ([("2026-03-01T12:00:00Z", "2026-03-01T11:00:00Z")], "must end after it starts"),
+        ([("2025-12-31T00:00:00Z", "2026-01-02T00:00:00Z")], "starts before deprecated_at"),
+        ([("2026-12-30T00:00:00Z", "2027-01-02T00:00:00Z")], "ends after sunset_at"),
+        (
+            [
+                ("2026-03-01T12:00:00Z", "2026-03-01T14:00:00Z"),
+                ("2026-03-01T13:00:00Z", "2026-03-01T15:00:00Z"),
+            ],
+            "overlap",
+        ),
+    ],
+)
+def test_impossible_brownouts_are_refused(brownouts: list[tuple[str, str]], message: str) -> None:
+    windows = [{"start": start, "end": end} for start, end in brownouts]
+    with pytest.raises(ValidationError, match=message):
+        VersionEntry.model_validate({**_DEPRECATED, "brownouts": windows})
+
+
+def test_brownouts_need_a_deprecation() -> None:
+    window = {"start": "2026-03-01T12:00:00Z", "end": "2026-03-01T13:00:00Z"}
+    with pytest.raises(ValidationError, match="brownouts need deprecated_at"):
+        VersionEntry.model_validate({"prefix": "/v1", "factory": "a:b", "brownouts": [window]})
+
+
+def test_a_brownout_covers_its_window_from_start_to_end() -> None:
+    windows = [
+        {"start": "2026-03-01T12:00:00+01:00", "end": "2026-03-01T13:00:00+01:00"},
+        {"start": "2026-04-01T12:00:00Z", "end": "2026-04-01T13:00:00Z"},
+    ]
+    entry = VersionEntry.model_validate({**_DEPRECATED, "brownouts": windows})
+    assert entry.brownout_at(datetime(2026, 3, 1, 10, 59, tzinfo=UTC)) is None
+    assert entry.brownout_at(datetime(2026, 3, 1, 11, 0, tzinfo=UTC)) == entry.brownouts[0]
+    assert entry.brownout_at(datetime(2026, 3, 1, 12, 0, tzinfo=UTC)) is None
+    assert entry.brownout_at(datetime(2026, 4, 1, 12, 30, tzinfo=UTC)) == entry.brownouts[1]
 
 
 def test_duplicate_prefixes_and_unknown_successors_are_refused() -> None:
