@@ -1,0 +1,110 @@
+"""Usage by caller: each worker's ledger, and the group's store that sums them under a cap."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gateway.usage.ledger import OTHER_CALLER, UNMATCHED_ROUTE, UsageLedger
+from gateway.usage.store import UsageStore, usage_location
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+BILLING = "spiffe://gateway.local/service/billing"
+REPORTING = "spiffe://gateway.local/service/reporting"
+
+
+def test_a_ledger_counts_requests_routes_and_status_classes_per_caller() -> None:
+    ledger = UsageLedger(callers_per_version=10)
+    ledger.record("v1", BILLING, "/v1/items/{item_id}", 200, now=100.0)
+    ledger.record("v1", BILLING, "/v1/items/{item_id}", 404, now=101.0)
+    ledger.record("v1", BILLING, None, 410, now=102.0, refused=True)
+    ledger.record("v2", BILLING, "/v2/items", 201, now=103.0)
+
+    batch = ledger.take()
+    billing_v1 = batch[("v1", BILLING)]
+    assert (billing_v1.requests, billing_v1.refused) == (3, 1)
+    assert (billing_v1.first_seen, billing_v1.last_seen) == (100.0, 102.0)
+    assert billing_v1.routes == {"/v1/items/{item_id}": 2, UNMATCHED_ROUTE: 1}
+    assert billing_v1.status_classes == {"2xx": 1, "4xx": 2}
+    assert batch[("v2", BILLING)].requests == 1
+    assert ledger.take() == {}
+
+
+def test_a_ledger_counts_callers_past_its_cap_as_other() -> None:
+    ledger = UsageLedger(callers_per_version=2)
+    for number in range(5):
+        ledger.record("v1", f"caller-{number}", "/v1/items", 200, now=float(number))
+    ledger.record("v2", "caller-4", "/v2/items", 200, now=9.0)
+
+    batch = ledger.take()
+    assert sorted(caller for version, caller in batch if version == "v1") == [
+        "caller-0",
+        "caller-1",
+        OTHER_CALLER,
+    ]
+    assert batch[("v1", OTHER_CALLER)].requests == 3
+    # The cap is per version.
+    assert ("v2", "caller-4") in batch
+
+
+def _store(location: str, cap: int = 10) -> UsageStore:
+    return UsageStore(location, callers_per_version=cap, top_routes=2)
+
+
+def test_the_store_sums_workers_and_keeps_first_and_last_seen(tmp_path: Path) -> None:
+    location = usage_location(str(tmp_path))
+    first_worker, second_worker = _store(location), _store(location)
+    for worker, (start, routes) in (
+        (first_worker, (100.0, ["/a", "/a", "/b"])),
+        (second_worker, (50.0, ["/c"])),
+    ):
+        ledger = UsageLedger(callers_per_version=10)
+        for offset, route in enumerate(routes):
+            ledger.record("v1", BILLING, route, 200, now=start + offset)
+        worker.add(ledger.take())
+
+    (billing,) = first_worker.callers()
+    assert billing.requests == 4
+    assert (billing.first_seen, billing.last_seen) == (50.0, 102.0)
+    # The two most used routes, most used first.
+    assert billing.top_routes == [("/a", 2), ("/b", 1)]
+    assert billing.status_classes == {"2xx": 4}
+    first_worker.close()
+    second_worker.close()
+
+
+def test_the_cap_holds_across_workers(tmp_path: Path) -> None:
+    location = usage_location(str(tmp_path))
+    workers = [_store(location, cap=2) for _ in range(3)]
+    for number, worker in enumerate(workers):
+        ledger = UsageLedger(callers_per_version=2)
+        ledger.record("v1", f"caller-{number}", "/v1/items", 200, now=float(number))
+        ledger.record("v1", BILLING if number == 0 else REPORTING, "/v1/items", 200, now=float(number))
+        worker.add(ledger.take())
+
+    callers = {usage.caller: usage.requests for usage in workers[0].callers()}
+    assert len(callers.keys() - {OTHER_CALLER}) == 2
+    assert sum(callers.values()) == 6
+    assert callers[OTHER_CALLER] == 4
+
+
+def test_counts_outlive_the_workers_that_wrote_them(tmp_path: Path) -> None:
+    location = usage_location(str(tmp_path))
+    old_worker = _store(location)
+    ledger = UsageLedger(callers_per_version=10)
+    ledger.record("v1", BILLING, "/v1/items", 200, now=1.0)
+    old_worker.add(ledger.take())
+    old_worker.close()
+
+    # A reload's new worker opens the same file and sees what the old one counted.
+    assert [usage.caller for usage in _store(location).callers()] == [BILLING]
+
+
+def test_callers_are_listed_by_last_seen() -> None:
+    store = _store(":memory:")
+    ledger = UsageLedger(callers_per_version=10)
+    ledger.record("v1", BILLING, "/v1/items", 200, now=1.0)
+    ledger.record("v1", REPORTING, "/v1/items", 200, now=2.0)
+    store.add(ledger.take())
+    assert [usage.caller for usage in store.callers()] == [REPORTING, BILLING]
