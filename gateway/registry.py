@@ -47,10 +47,15 @@ class MountedApp:
         self.name = prefix.lstrip("/")
         self.app = app
         self._state: dict[str, Any] = {}
+        # Here rather than as the app's middleware: other methods pay one comparison, not a layer.
+        self._answer_head = AnswerHeadWithGet(app, app.router)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # A shallow copy per request, as servers do for the root's lifespan state.
         scope["state"] = self._state.copy()
+        if scope.get("method") == "HEAD":
+            await self._answer_head(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
     @property
@@ -99,7 +104,6 @@ def build_mounted_app(
     install_error_handlers(app)
     install_offline_docs(app)
     document_problem_responses(app)
-    app.add_middleware(AnswerHeadWithGet, router=app.router)
     redirect_slashes_relatively(app.router)
     return app
 
