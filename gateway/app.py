@@ -21,6 +21,7 @@ from gateway.internal import internal_mount, mount_internal
 from gateway.lifecycle import version_policies
 from gateway.metrics import GatewayMetrics, metrics_route
 from gateway.registry import mount_versions
+from gateway.routing import redirect_slashes_relatively
 from gateway.settings import Settings, load_settings
 from gateway.shared import SharedResources
 from gateway.tls.expiry import certificate_expiry, tls_readiness_checks
@@ -67,7 +68,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *([metrics_route(metrics)] if metrics is not None and settings.metrics_port is None else []),
             *(Mount(version.prefix, app=version, name=version.name) for version in versions),
             *([internal_mount(internal, settings)] if internal is not None else []),
-            *discovery_routes(settings.versions),
+            *discovery_routes(
+                settings.versions, public_url=settings.public_url, internal=internal is not None
+            ),
             docs_assets_mount(),
         ],
         edge=Middleware(
@@ -81,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=_run_lifespans(mounted_apps, health, metrics),
     )
     install_error_handlers(app, known_versions=[entry.prefix for entry in settings.versions])
+    redirect_slashes_relatively(app.router)
     app.state.settings = settings
     app.state.health = health
     return app

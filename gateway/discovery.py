@@ -11,6 +11,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.docs import render_landing_page
+from gateway.routing import server_root_path
+from gateway.versions import Lifecycle
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -24,46 +26,60 @@ API_CATALOG_CONTENT_TYPE = f'application/linkset+json; profile="{API_CATALOG_PRO
 
 @dataclass(frozen=True)
 class VersionLinks:
+    """A version as the index, the landing page and the version's own root describe it; a
+    version past its sunset answers 410 everywhere, so its links are None."""
+
     name: str
     prefix: str
     status: str
     deprecated_at: str | None
     sunset: str | None
     successor: str | None
-    url: str
-    docs: str
-    redoc: str
-    openapi: str
+    url: str | None
+    docs: str | None
+    redoc: str | None
+    openapi: str | None
+
+
+def _under(base: str | None, path: str) -> str | None:
+    return None if base is None else base + path
 
 
 def version_links(entries: list[VersionEntry], root_path: str, now: datetime) -> list[VersionLinks]:
-    return [
-        VersionLinks(
-            name=entry.name,
-            prefix=entry.prefix,
-            status=entry.lifecycle_at(now).value,
-            deprecated_at=entry.deprecated_at.isoformat() if entry.deprecated_at else None,
-            sunset=entry.sunset_at.isoformat() if entry.sunset_at else None,
-            successor=entry.successor,
-            url=f"{root_path}{entry.prefix}/",
-            docs=f"{root_path}{entry.prefix}/docs",
-            redoc=f"{root_path}{entry.prefix}/redoc",
-            openapi=f"{root_path}{entry.prefix}/openapi.json",
+    links = []
+    for entry in entries:
+        status = entry.lifecycle_at(now)
+        base = None if status is Lifecycle.SUNSET else f"{root_path}{entry.prefix}"
+        links.append(
+            VersionLinks(
+                name=entry.name,
+                prefix=entry.prefix,
+                status=status.value,
+                deprecated_at=entry.deprecated_at.isoformat() if entry.deprecated_at else None,
+                sunset=entry.sunset_at.isoformat() if entry.sunset_at else None,
+                successor=entry.successor,
+                url=_under(base, "/"),
+                docs=_under(base, "/docs"),
+                redoc=_under(base, "/redoc"),
+                openapi=_under(base, "/openapi.json"),
+            )
         )
-        for entry in entries
-    ]
+    return links
 
 
-def _root_path(request: Request) -> str:
-    return str(request.scope.get("root_path", "")).rstrip("/")
+def discovery_routes(
+    entries: list[VersionEntry], *, public_url: str | None = None, internal: bool = False
+) -> list[Route]:
+    """The index, the API catalog and the landing page. Their links are paths, or absolute
+    on ``public_url`` in the catalog: never built from the request's ``Host``, which a
+    client chooses and a shared cache would then serve to everyone."""
+    origin = public_url or ""
 
-
-def discovery_routes(entries: list[VersionEntry]) -> list[Route]:
     def links(request: Request) -> list[VersionLinks]:
-        return version_links(entries, _root_path(request), datetime.now(UTC))
+        return version_links(entries, server_root_path(request.scope), datetime.now(UTC))
 
     async def index(request: Request) -> Response:
-        root = _root_path(request)
+        root = server_root_path(request.scope)
         return JSONResponse(
             {
                 "versions": [asdict(version) for version in links(request)],
@@ -71,13 +87,14 @@ def discovery_routes(entries: list[VersionEntry]) -> list[Route]:
                 "docs": f"{root}/docs",
                 "health": f"{root}/health",
                 # For other services, over mutual TLS (GATEWAY_INTERNAL_ALLOW).
-                "internal": f"{root}/internal/docs",
+                **({"internal": f"{root}/internal/docs"} if internal else {}),
             },
             headers={"Link": f'<{root}/.well-known/api-catalog>; rel="api-catalog"'},
         )
 
     async def api_catalog(request: Request) -> Response:
-        origin = f"{request.url.scheme}://{request.url.netloc}"
+        # RFC 9264 4.2: a relative reference resolves against the catalog's own URL.
+        health = f"{origin}{server_root_path(request.scope)}/health"
         linkset = [
             {
                 "anchor": f"{origin}{version.url}",
@@ -85,12 +102,10 @@ def discovery_routes(entries: list[VersionEntry]) -> list[Route]:
                     {"href": f"{origin}{version.openapi}", "type": "application/vnd.oai.openapi+json"}
                 ],
                 "service-doc": [{"href": f"{origin}{version.docs}", "type": "text/html"}],
-                "status": [
-                    {"href": f"{origin}{_root_path(request)}/health", "type": "application/health+json"}
-                ],
+                "status": [{"href": health, "type": "application/health+json"}],
             }
             for version in links(request)
-            if version.status != "sunset"
+            if version.url is not None
         ]
         return JSONResponse(
             {"linkset": linkset},

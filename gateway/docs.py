@@ -19,6 +19,8 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from gateway.routing import server_root_path
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from starlette.requests import Request
@@ -58,10 +60,7 @@ def docs_assets_mount() -> Mount:
 
 
 def _assets_url(request: Request) -> str:
-    # ``app_root_path`` is the server's root path (e.g. '/api'), set once at the top
-    # of the scope; ``root_path`` is that plus the mount prefix ('/api/v1').
-    server_root_path: str = request.scope.get("app_root_path", request.scope.get("root_path", ""))
-    return server_root_path + DOCS_ASSETS_PREFIX
+    return server_root_path(request.scope) + DOCS_ASSETS_PREFIX
 
 
 def install_offline_docs(app: FastAPI) -> None:
@@ -101,6 +100,16 @@ def install_offline_docs(app: FastAPI) -> None:
     app.add_route("/redoc", redoc, include_in_schema=False)
 
 
+def _docs_links(version: VersionLinks) -> str:
+    if version.docs is None or version.redoc is None or version.openapi is None:
+        return ""  # Past its sunset: nothing to link to.
+    return (
+        f' &middot; <a href="{html.escape(version.docs)}">Swagger UI</a>'
+        f' &middot; <a href="{html.escape(version.redoc)}">ReDoc</a>'
+        f' &middot; <a href="{html.escape(version.openapi)}">OpenAPI schema</a>'
+    )
+
+
 def render_landing_page(versions: list[VersionLinks]) -> str:
     rows = "\n".join(
         f'<li id="{html.escape(version.name)}"><strong>{html.escape(version.name)}</strong> '
@@ -108,13 +117,7 @@ def render_landing_page(versions: list[VersionLinks]) -> str:
         + (f", sunset {html.escape(version.sunset)}" if version.sunset else "")
         + (f", use {html.escape(version.successor)} instead" if version.successor else "")
         + ")"
-        + (
-            f' &middot; <a href="{html.escape(version.docs)}">Swagger UI</a>'
-            f' &middot; <a href="{html.escape(version.redoc)}">ReDoc</a>'
-            f' &middot; <a href="{html.escape(version.openapi)}">OpenAPI schema</a>'
-            if version.status != "sunset"
-            else ""
-        )
+        + _docs_links(version)
         + "</li>"
         for version in versions
     )

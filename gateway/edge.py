@@ -28,6 +28,7 @@ from gateway.body_limit import RequestBodyTooLarge, declared_too_large, limited_
 from gateway.errors import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.health import LiveProbe
 from gateway.request_context import REQUEST_ID_HEADER, accept_or_generate_request_id, bind_request_id
+from gateway.routing import route_path_of
 from gateway.tls.forwarded import FORWARDED_CLIENT_CERT_HEADER
 
 if TYPE_CHECKING:
@@ -39,13 +40,6 @@ if TYPE_CHECKING:
     from gateway.tls.forwarded import ForwardedClientCertificates
 
 logger = logging.getLogger("gateway.edge")
-
-
-def route_path_of(path: str, root_path: str) -> str:
-    """The path the root's routes match, as Starlette's ``get_route_path`` computes it."""
-    if root_path and path.startswith(root_path) and path[len(root_path) : len(root_path) + 1] in ("", "/"):
-        return path[len(root_path) :]
-    return path
 
 
 def _version_prefix(route_path: str) -> str:

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
 from gateway.request_context import current_request_id
+from gateway.routing import methods_of_refused_resource
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -110,11 +111,23 @@ def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
 def _http_exception_handler(known_versions: list[str] | None) -> ExceptionHandler:
     async def handle_http_exception(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        headers = exc.headers
+        allowed = (
+            methods_of_refused_resource(request.app.router.routes, request.scope)
+            if exc.status_code == 405
+            else None
+        )
+        if allowed is not None:
+            # RFC 9110 15.5.6: Allow lists every method of the resource, not the first route's.
+            allow = ", ".join(allowed)
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers={"Allow": allow})  # RFC 9110 9.3.7.
+            headers = {**(headers or {}), "Allow": allow}
         # Starlette's default detail is the phrase itself, which says nothing the title does not.
         detail = exc.detail if exc.detail != HTTPStatus(exc.status_code).phrase else None
         versions = known_versions if exc.status_code == 404 else None
         return problem_response(
-            exc.status_code, detail, instance=request.url.path, headers=exc.headers, versions=versions
+            exc.status_code, detail, instance=request.url.path, headers=headers, versions=versions
         )
 
     return handle_http_exception

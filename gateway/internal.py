@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 from starlette.routing import Mount
 
-from gateway.edge import route_path_of
 from gateway.errors import problem_response
 from gateway.registry import MountedApp, build_mounted_app
+from gateway.routing import route_path_of
 from gateway.tls.allow_list import INTERNAL_PREFIX, AllowList
 from gateway.tls.identity import UNAUTHENTICATED_HEADERS, identity_of
 

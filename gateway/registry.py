@@ -9,21 +9,26 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+from starlette.responses import JSONResponse
 from uvicorn.importer import import_from_string
 
+from gateway.discovery import version_links
 from gateway.docs import install_offline_docs
 from gateway.errors import install_error_handlers
 from gateway.health import ReadinessCheck, readiness_checks_of
 from gateway.openapi import document_problem_responses
+from gateway.routing import AnswerHeadWithGet, allowed_methods, redirect_slashes_relatively, server_root_path
 from gateway.shared import share_resources
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from starlette.requests import Request
     from starlette.types import Receive, Scope, Send
 
     from gateway.settings import Settings
     from gateway.shared import SharedResources
+    from gateway.versions import VersionEntry
 
 logger = logging.getLogger("gateway.registry")
 
@@ -42,10 +47,15 @@ class MountedApp:
         self.name = prefix.lstrip("/")
         self.app = app
         self._state: dict[str, Any] = {}
+        # Here rather than as the app's middleware: other methods pay one comparison, not a layer.
+        self._answer_head = AnswerHeadWithGet(app, app.router)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # A shallow copy per request, as servers do for the root's lifespan state.
         scope["state"] = self._state.copy()
+        if scope.get("method") == "HEAD":
+            await self._answer_head(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
     @property
@@ -94,7 +104,27 @@ def build_mounted_app(
     install_error_handlers(app)
     install_offline_docs(app)
     document_problem_responses(app)
+    redirect_slashes_relatively(app.router)
     return app
+
+
+def describe_version_at_root(app: FastAPI, entry: VersionEntry) -> None:
+    """Give a version a JSON document at its root, unless the app answers ``/`` itself: the
+    index, the API catalog and ``Link: rel="successor-version"`` all point there."""
+    if allowed_methods(app.router.routes, {"type": "http", "path": "/", "root_path": "", "headers": []}):
+        return
+
+    async def version_root(request: Request) -> JSONResponse:
+        (links,) = version_links([entry], server_root_path(request.scope), datetime.now(UTC))
+        return JSONResponse({"title": app.title, "version": app.version, **dataclasses.asdict(links)})
+
+    app.add_route("/", version_root, methods=["GET"], include_in_schema=False)
+
+
+def _mount_version(entry: VersionEntry, settings: Settings, resources: SharedResources | None) -> MountedApp:
+    app = build_mounted_app(entry.factory, settings, resources)
+    describe_version_at_root(app, entry)
+    return MountedApp(entry.prefix, app)
 
 
 def mount_versions(
@@ -103,7 +133,7 @@ def mount_versions(
     """Build every version that can still answer; a version past its sunset is never loaded."""
     now = now or datetime.now(UTC)
     return [
-        MountedApp(entry.prefix, build_mounted_app(entry.factory, settings, resources))
+        _mount_version(entry, settings, resources)
         for entry in settings.versions
         if not (settings.enforce_sunset and entry.is_gone(now))
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,24 @@ def _check_database_url(url: str) -> str:
     except Exception as error:  # SQLAlchemy raises ArgumentError and ValueError alike here.
         raise ValueError(f"not a database URL: {error}") from None
     return url
+
+
+def _check_public_url(url: str | None) -> str | None:
+    """An origin only: the gateway's links add the root path and their own path to it."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    try:
+        is_origin = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # A port that is not a number from 0 to 65535.
+        is_origin = False
+    if not is_origin:
+        raise ValueError("a public URL is a scheme and a host, e.g. 'https://api.example.com'")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(
+            "a public URL has no path, query, fragment or user: set the path in GATEWAY_ROOT_PATH"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _check_optional_factory(factory: str | None) -> str | None:
@@ -58,6 +77,13 @@ class Settings(BaseSettings):
         default="",
         pattern=r"^(/[^/?#]+)*$",
         description="Path prefix a proxy strips before the gateway, e.g. '/api'. It belongs to the server.",
+    )
+    public_url: Annotated[str | None, AfterValidator(_check_public_url)] = Field(
+        default=None,
+        description=(
+            "Scheme and host clients reach the gateway at, e.g. 'https://api.example.com' (no path: "
+            "the root path is added): the API catalog's links are absolute on it. Default: relative links."
+        ),
     )
     versions: Annotated[list[VersionEntry], AfterValidator(check_registry)] = Field(
         default_factory=default_registry,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,21 @@ def test_gateway_serve_writes_one_json_access_line_per_request(tmp_path: Path) -
     # Uvicorn's own access line is off: one line per request, not two.
     assert not any(record["logger"] == "uvicorn.access" for record in records)
     assert not any('"GET /v3/hello HTTP/1.1"' in line for line in lines)
+
+
+def test_head_of_a_fastapi_route_sends_the_get_headers_and_no_body(catalog_server: ServerProcess) -> None:
+    # Two requests on one connection: a body after the HEAD's headers would be read as the
+    # start of the second response.
+    request = (
+        b"HEAD /v2/items HTTP/1.1\r\nHost: gateway\r\n\r\n"
+        b"GET /health/live HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", catalog_server.port), timeout=5) as connection:
+        connection.sendall(request)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    head, _, rest = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    assert b"content-length: " in head.lower()
+    assert rest.startswith(b"HTTP/1.1 200 "), rest[:200]

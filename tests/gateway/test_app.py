@@ -68,9 +68,10 @@ async def test_api_catalog_is_an_rfc_9727_linkset(client: httpx.AsyncClient) -> 
     assert response.headers["content-type"].startswith("application/linkset+json")
     assert 'profile="https://www.rfc-editor.org/info/rfc9727"' in response.headers["content-type"]
     (entry,) = response.json()["linkset"]
-    assert entry["anchor"] == "http://gateway.test/v3/"
-    assert entry["service-desc"][0]["href"] == "http://gateway.test/v3/openapi.json"
-    assert entry["service-doc"][0]["href"] == "http://gateway.test/v3/docs"
+    # Relative references (RFC 9264 4.2), resolved against the catalog's own URL.
+    assert entry["anchor"] == "/v3/"
+    assert entry["service-desc"][0]["href"] == "/v3/openapi.json"
+    assert entry["service-doc"][0]["href"] == "/v3/docs"
     head = await client.head("/.well-known/api-catalog")
     assert head.status_code == 200
 

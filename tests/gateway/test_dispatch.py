@@ -84,7 +84,7 @@ async def test_the_bare_prefix_is_redirected_by_the_root_router(
     async for client in open_client(make_settings(versions=[probe_version()])):
         response = await client.get("/v3")
         assert response.status_code == 307
-        assert response.headers["location"] == "http://gateway.test/v3/"
+        assert response.headers["location"] == "/v3/"
         assert (await client.get("/v3/hello")).json() == {"hello": "probe"}
         # A path that merely starts like a prefix is not that version's.
         assert (await client.get("/v3hello")).status_code == 404

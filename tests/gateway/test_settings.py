@@ -1,4 +1,4 @@
-"""The catalog database's settings: migrate-on-start follows the store, pools are sized sensibly."""
+"""Settings: the catalog database's (migrate-on-start follows the store, pools sized sensibly), the public URL."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from gateway.settings import Settings
+from gateway.settings import Settings, describe_validation_error
 
 SQLITE_URL = "sqlite+aiosqlite:///var/catalog.sqlite3"
 POSTGRESQL_URL = "postgresql+asyncpg://gateway@db/catalog"
@@ -48,3 +48,29 @@ def test_impossible_pool_settings_are_refused(field: str, value: int) -> None:
     values: dict[str, Any] = {field: value}
     with pytest.raises(ValidationError, match=field):
         Settings(_env_file=None, **values)
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [("https://api.example.com", "https://api.example.com"), ("http://[::1]:8443/", "http://[::1]:8443")],
+)
+def test_a_public_url_is_an_origin(value: str, kept: str) -> None:
+    assert Settings(_env_file=None, public_url=value).public_url == kept
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "api.example.com",
+        "ftp://api.example.com",
+        "https://",
+        "https://api.example.com:99999",
+        "https://api.example.com/api",
+        "https://api.example.com?cache=1",
+        "https://user@api.example.com",
+    ],
+)
+def test_a_public_url_with_more_than_an_origin_is_refused_naming_the_variable(value: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None, public_url=value)
+    assert describe_validation_error(refused.value).splitlines()[1].lstrip().startswith("GATEWAY_PUBLIC_URL:")

@@ -139,3 +139,14 @@ def create_app_failing_startup(settings: Settings) -> FastAPI:
 
 def create_starlette_app(settings: Settings) -> Starlette:
     return Starlette()
+
+
+def create_app_with_root(settings: Settings) -> FastAPI:
+    """A version that answers its root itself: the gateway leaves that route alone."""
+    app = create_app(settings)
+
+    @app.get("/", operation_id="probe_root")
+    async def root() -> dict[str, str]:
+        return {"root": "probe"}
+
+    return app
