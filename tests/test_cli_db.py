@@ -68,6 +68,14 @@ def test_upgrades_started_at_once_migrate_exactly_once(tmp_path: Path, empty_dat
     assert outcomes == ["nothing"] * (UPGRADES_AT_ONCE - 1) + ["upgraded"], [r.stdout for r in results]
 
 
+def test_a_plain_scheme_gets_the_catalogs_driver(tmp_path: Path, empty_database_url: str) -> None:
+    # postgresql:// and sqlite:// as operators write them, without SQLAlchemy's async driver.
+    plain_url = make_url(empty_database_url).set(drivername=make_url(empty_database_url).get_backend_name())
+    result = _run(tmp_path, "upgrade", database_url=plain_url.render_as_string(hide_password=False))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{make_url(empty_database_url).render_as_string()}: upgraded the schema")
+
+
 def test_check_fails_on_a_schema_behind_and_on_a_budget_over_max_connections(
     tmp_path: Path, empty_postgresql_schema_url: str
 ) -> None:

@@ -12,19 +12,23 @@ import tempfile
 
 from gateway.logs import logging_config
 from gateway.serving.cpus import default_worker_count
-from gateway.settings import load_settings
+from gateway.serving.listen_address import gunicorn_bind
+from gateway.settings import InvalidSettingsError, load_settings
 from gateway.tls.context import TLSConfigurationError, server_context
 
-_settings = load_settings()
 try:
+    _settings = load_settings()
     # Checked in the arbiter before any worker forks: a TLS set-up failure stops the start
     # with one line naming the setting, rather than a worker boot loop (or plain HTTP).
     server_context(_settings)
-except TLSConfigurationError as _error:
-    sys.exit(f"gateway: {_error}")
+except (InvalidSettingsError, TLSConfigurationError) as _error:
+    # `gateway serve` checked these already; this is `gunicorn -c gunicorn.conf.py` run by hand.
+    for _line in str(_error).splitlines():
+        print(f"gateway: {_line}", file=sys.stderr)
+    sys.exit(2)
 
 # Where to listen.
-bind = [f"{_settings.host}:{_settings.port}"]
+bind = [gunicorn_bind(_settings.host, _settings.port)]
 # Worker processes: GATEWAY_WORKERS, else WEB_CONCURRENCY, else one per usable CPU
 # (the cgroup quota and affinity mask, not the host's core count).
 workers = _settings.workers or default_worker_count()
