@@ -13,7 +13,7 @@ from gateway.cli_call import add_call_command
 from gateway.cli_certs import add_certs_commands
 from gateway.cli_db import add_db_commands, prepare_database
 from gateway.logs import logging_config
-from gateway.serving.listen_address import bind_problem
+from gateway.serving.listen_address import bind_problem, host_and_port
 from gateway.settings import ENV_PREFIX, InvalidSettingsError, Settings, load_settings
 from gateway.tls.context import TLSConfigurationError, server_context
 
@@ -49,7 +49,9 @@ def _check_listening_addresses(settings: Settings) -> None:
     # systemd's socket activation hands Gunicorn a bound socket: the address is taken by design.
     if "LISTEN_FDS" in os.environ:
         return
-    problem = bind_problem(settings.host, settings.port, port_names=f"--port or {ENV_PREFIX}PORT")
+    problem = bind_problem(
+        settings.host, settings.port, port_names=f"--port or {ENV_PREFIX}PORT (0: any free port)"
+    )
     if problem is None and settings.metrics_enabled and settings.metrics_port is not None:
         problem = bind_problem(settings.host, settings.metrics_port, port_names=f"{ENV_PREFIX}METRICS_PORT")
     if problem is not None:
@@ -61,7 +63,7 @@ def _print_where(settings: Settings) -> None:
         print("gateway: the port is chosen at start-up; see the 'Listening at' line below", file=sys.stderr)
         return
     scheme = "http" if settings.tls_mode == "off" else "https"
-    base = f"{scheme}://{settings.host}:{settings.port}{settings.root_path}"
+    base = f"{scheme}://{host_and_port(settings.host, settings.port)}{settings.root_path}"
     print(f"gateway: versions at {base}/ , docs at {base}/docs , health at {base}/health", file=sys.stderr)
 
 

@@ -326,6 +326,15 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _serve_metrics_beside_the_gateway(self) -> Self:
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError(
+                f"GATEWAY_METRICS_PORT is the gateway's own port ({self.port}): pick another, "
+                "or unset it to serve /metrics on the gateway's port"
+            )
+        return self
+
     def redacted(self) -> dict[str, object]:
         """The effective settings with passwords and secrets hidden, for ``gateway config``."""
         values = self.model_dump(mode="json")

@@ -142,6 +142,20 @@ def test_a_port_in_use_is_refused_with_how_to_pick_another(command: str, tmp_pat
     )
 
 
+def test_a_metrics_port_in_use_is_refused(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run("serve", "--port", "0", env=_environment(GATEWAY_METRICS_PORT=str(port)), cwd=tmp_path)
+    _assert_refused(
+        result,
+        f"gateway: {LOOPBACK}:{port} is in use by another process; stop it, or pick another port "
+        "with GATEWAY_METRICS_PORT",
+        cwd=tmp_path,
+    )
+
+
 def test_an_address_of_another_machine_is_refused(tmp_path: Path) -> None:
     result = _run("serve", env=_environment(GATEWAY_HOST=FOREIGN_ADDRESS), cwd=tmp_path)
     _assert_refused(

@@ -12,7 +12,7 @@ import tempfile
 
 from gateway.logs import logging_config
 from gateway.serving.cpus import default_worker_count
-from gateway.serving.listen_address import gunicorn_bind
+from gateway.serving.listen_address import host_and_port
 from gateway.settings import InvalidSettingsError, load_settings
 from gateway.tls.context import TLSConfigurationError, server_context
 
@@ -28,7 +28,7 @@ except (InvalidSettingsError, TLSConfigurationError) as _error:
     sys.exit(2)
 
 # Where to listen.
-bind = [gunicorn_bind(_settings.host, _settings.port)]
+bind = [host_and_port(_settings.host, _settings.port)]
 # Worker processes: GATEWAY_WORKERS, else WEB_CONCURRENCY, else one per usable CPU
 # (the cgroup quota and affinity mask, not the host's core count).
 workers = _settings.workers or default_worker_count()

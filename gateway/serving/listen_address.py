@@ -12,15 +12,16 @@ import ipaddress
 import socket
 
 
-def gunicorn_bind(host: str, port: int) -> str:
-    """Gunicorn's ``bind`` for an address: an IPv6 literal goes in brackets."""
+def host_and_port(host: str, port: int) -> str:
+    """``host:port`` as Gunicorn's ``bind`` and URLs write it: an IPv6 literal in brackets."""
     return f"[{host}]:{port}" if _is_ipv6(host) else f"{host}:{port}"
 
 
 def bind_problem(host: str, port: int, *, port_names: str) -> str | None:
     """Why a listening socket at ``host:port`` could not be bound now, naming the fix, or None.
 
-    ``port_names`` says where the port comes from (``--port or GATEWAY_PORT``). The socket
+    ``port_names`` says where the port comes from (``--port or GATEWAY_PORT``, and what
+    else it may be). The socket
     is set up as Gunicorn's and Uvicorn's are (SO_REUSEADDR), so a port whose last
     connections linger in TIME_WAIT is not taken for busy, and is closed at once.
     """
@@ -38,10 +39,7 @@ def bind_problem(host: str, port: int, *, port_names: str) -> str | None:
 
 def _explained(error: OSError, host: str, port: int, port_names: str) -> str:
     if error.errno == errno.EADDRINUSE:
-        return (
-            f"{host}:{port} is in use by another process; stop it, or pick another port with "
-            f"{port_names} (0: any free port)"
-        )
+        return f"{host}:{port} is in use by another process; stop it, or pick another port with {port_names}"
     if error.errno == errno.EADDRNOTAVAIL:
         return (
             f"{host} is not an address of this machine; set --host or GATEWAY_HOST to one of its "

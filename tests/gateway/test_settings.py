@@ -129,3 +129,11 @@ def test_only_the_supported_workers_may_be_set(worker_class: str) -> None:
     assert message == (
         "GATEWAY_WORKER_CLASS: Input should be 'gateway.serving.worker.GatewayWorker' or 'asgi'"
     )
+
+
+def test_the_metrics_port_must_not_be_the_gateways() -> None:
+    message = _refusal(_env_file=None, port=9000, metrics_port=9000)
+    assert message == (
+        "GATEWAY_METRICS_PORT is the gateway's own port (9000): pick another, "
+        "or unset it to serve /metrics on the gateway's port"
+    )

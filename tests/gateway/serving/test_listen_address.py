@@ -7,10 +7,10 @@ import socket
 
 import pytest
 
-from gateway.serving.listen_address import bind_problem, gunicorn_bind
+from gateway.serving.listen_address import bind_problem, host_and_port
 from tests.servers import LOOPBACK
 
-PORT_NAMES = "--port or GATEWAY_PORT"
+PORT_NAMES = "--port or GATEWAY_PORT (0: any free port)"
 
 
 def _port_in_time_wait() -> int:
@@ -42,11 +42,10 @@ def test_a_listening_port_is_busy() -> None:
         port = taken.getsockname()[1]
         problem = bind_problem(LOOPBACK, port, port_names=PORT_NAMES)
     assert problem == (
-        f"{LOOPBACK}:{port} is in use by another process; stop it, or pick another port with "
-        f"{PORT_NAMES} (0: any free port)"
+        f"{LOOPBACK}:{port} is in use by another process; stop it, or pick another port with {PORT_NAMES}"
     )
 
 
-def test_an_ipv6_address_is_bracketed_for_gunicorn() -> None:
-    assert gunicorn_bind("::1", 8000) == "[::1]:8000"
-    assert gunicorn_bind("127.0.0.1", 8000) == "127.0.0.1:8000"
+def test_an_ipv6_address_is_bracketed() -> None:
+    assert host_and_port("::1", 8000) == "[::1]:8000"
+    assert host_and_port("127.0.0.1", 8000) == "127.0.0.1:8000"
