@@ -49,6 +49,8 @@ preload_app = _settings.preload_app
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - tmpfs by design
 # Proxies whose X-Forwarded-For/-Proto are believed.
 forwarded_allow_ips = _settings.forwarded_allow_ips
+# The prefix a proxy strips, for Gunicorn's asgi worker (the gateway's worker reads the settings).
+root_path = _settings.root_path
 # One JSON log format for Gunicorn, Uvicorn and the gateway.
 logconfig_dict = logging_config(_settings.log_level)
 # Metrics from every worker land in one directory and are summed at /metrics.
