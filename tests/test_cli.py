@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.servers import LOOPBACK, run_gateway
+from tests.servers import LOOPBACK, port_in_use, run_gateway
 
 
 def _run(*arguments: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -129,10 +128,7 @@ def test_flags_are_checked_like_the_variables_they_stand_for(
 
 @pytest.mark.parametrize("command", ["serve", "dev"])
 def test_a_port_in_use_is_refused_with_how_to_pick_another(command: str, tmp_path: Path) -> None:
-    with socket.socket() as taken:
-        taken.bind((LOOPBACK, 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with port_in_use() as port:
         result = _run(command, "--host", LOOPBACK, "--port", str(port), env=_environment(), cwd=tmp_path)
     _assert_refused(
         result,
@@ -143,10 +139,7 @@ def test_a_port_in_use_is_refused_with_how_to_pick_another(command: str, tmp_pat
 
 
 def test_a_metrics_port_in_use_is_refused(tmp_path: Path) -> None:
-    with socket.socket() as taken:
-        taken.bind((LOOPBACK, 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with port_in_use() as port:
         result = _run("serve", "--port", "0", env=_environment(GATEWAY_METRICS_PORT=str(port)), cwd=tmp_path)
     _assert_refused(
         result,

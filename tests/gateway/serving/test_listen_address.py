@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from gateway.serving.listen_address import bind_problem, host_and_port
-from tests.servers import LOOPBACK
+from tests.servers import LOOPBACK, port_in_use
 
 PORT_NAMES = "--port or GATEWAY_PORT (0: any free port)"
 
@@ -36,10 +36,7 @@ def test_a_port_in_time_wait_is_not_taken_for_busy() -> None:
 
 
 def test_a_listening_port_is_busy() -> None:
-    with socket.socket() as taken:
-        taken.bind((LOOPBACK, 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with port_in_use() as port:
         problem = bind_problem(LOOPBACK, port, port_names=PORT_NAMES)
     assert problem == (
         f"{LOOPBACK}:{port} is in use by another process; stop it, or pick another port with {PORT_NAMES}"
