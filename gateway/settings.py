@@ -25,6 +25,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 
+from gateway.database_url import catalog_database_url
 from gateway.tls.allow_list import check_allow_list
 from gateway.tls.certificates import SPIFFE_ID
 from gateway.versions import VersionEntry, check_factory, check_registry, default_registry
@@ -37,35 +38,6 @@ GATEWAY_WORKER: Final = "gateway.serving.worker.GatewayWorker"
 GUNICORN_ASGI_WORKER: Final = "asgi"
 # What a JSON setting holds, by the origin of its type, for the message when it does not parse.
 _JSON_KINDS: dict[object, str] = {list: "list", dict: "object"}
-# The drivers the catalog runs on (services/catalog/engine.py), and the one a plain scheme gets.
-_CATALOG_DRIVERS = {
-    "postgresql": "postgresql+asyncpg",
-    "postgres": "postgresql+asyncpg",
-    "sqlite": "sqlite+aiosqlite",
-}
-_CATALOG_URL_FORMS = (
-    "postgresql+asyncpg://user:password@host:5432/database or sqlite+aiosqlite:///path/to/file.sqlite3 "
-    "(postgresql://, postgres:// and sqlite:// get these drivers)"
-)
-
-
-def catalog_database_url(url: str) -> str:
-    """The URL the catalog opens for ``url``: a plain ``postgresql://``, ``postgres://`` or
-    ``sqlite://`` gets the async driver the catalog runs on, any other driver is refused.
-
-    The catalog's rule, kept here beside its settings (and moving with them) rather than in
-    ``services.catalog``, whose package import would cost every ``gateway`` command FastAPI's.
-    """
-    try:
-        parsed = make_url(url)
-    except Exception as error:  # SQLAlchemy raises ArgumentError and ValueError alike here.
-        raise ValueError(f"not a database URL ({error}); it takes {_CATALOG_URL_FORMS}") from None
-    if parsed.drivername in _CATALOG_DRIVERS.values():
-        return url
-    driver = _CATALOG_DRIVERS.get(parsed.drivername)
-    if driver is None:
-        raise ValueError(f"the catalog cannot use {parsed.drivername}://; it takes {_CATALOG_URL_FORMS}")
-    return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 
 def _check_optional_factory(factory: str | None) -> str | None:
