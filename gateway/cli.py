@@ -7,16 +7,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
+from typing import Any, NoReturn
 
 from gateway.cli_call import add_call_command
 from gateway.cli_certs import add_certs_commands
 from gateway.cli_contracts import add_contracts_commands
 from gateway.cli_db import add_db_commands, prepare_database
 from gateway.logs import logging_config
-from gateway.settings import Settings, describe_validation_error, load_settings
+from gateway.serving.listen_address import bind_problem, host_and_port
+from gateway.settings import ENV_PREFIX, InvalidSettingsError, Settings, load_settings
 from gateway.tls.context import TLSConfigurationError, server_context
 
 GUNICORN_CONFIG_MODULE = "gateway.serving.gunicorn_conf"
@@ -26,39 +25,64 @@ SOURCE_FOLDERS = [
 ]
 
 
-def _load_settings() -> Settings:
+def _load_settings(flags: dict[str, Any] | None = None) -> Settings:
+    """The settings, with the command's flags over them; an operator's mistake is one line
+    per problem, naming the flag or variable, and exit status 2."""
     try:
-        return load_settings()
-    except ValidationError as error:
-        print(describe_validation_error(error), file=sys.stderr)
-        raise SystemExit(2) from None
+        return load_settings(flags)
+    except InvalidSettingsError as error:
+        _refuse(str(error))
 
 
-def _print_where(settings: Settings, host: str, port: int) -> None:
-    if port == 0:
+def _refuse(message: str) -> NoReturn:
+    for line in message.splitlines():
+        print(f"gateway: {line}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _flags(arguments: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The settings given on the command line (``--port 8001`` is ``port``)."""
+    given = {name: getattr(arguments, name) for name in names}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _check_listening_addresses(settings: Settings) -> None:
+    # systemd's socket activation hands Gunicorn a bound socket: the address is taken by design.
+    if "LISTEN_FDS" in os.environ:
+        return
+    problem = bind_problem(
+        settings.host, settings.port, port_names=f"--port or {ENV_PREFIX}PORT (0: any free port)"
+    )
+    if problem is None and settings.metrics_enabled and settings.metrics_port is not None:
+        problem = bind_problem(settings.host, settings.metrics_port, port_names=f"{ENV_PREFIX}METRICS_PORT")
+    if problem is not None:
+        _refuse(problem)
+
+
+def _print_where(settings: Settings) -> None:
+    if settings.port == 0:
         print("gateway: the port is chosen at start-up; see the 'Listening at' line below", file=sys.stderr)
         return
     scheme = "http" if settings.tls_mode == "off" else "https"
-    base = f"{scheme}://{host}:{port}{settings.root_path}"
+    base = f"{scheme}://{host_and_port(settings.host, settings.port)}{settings.root_path}"
     print(f"gateway: versions at {base}/ , docs at {base}/docs , health at {base}/health", file=sys.stderr)
 
 
 def _run_uvicorn(arguments: argparse.Namespace) -> None:
     import uvicorn
 
-    settings = _load_settings()
+    settings = _load_settings(_flags(arguments, "host", "port"))
     _check_tls(settings)
+    _check_listening_addresses(settings)
     # Once, here, not in the reloaded worker: the embedded SQLite is migrated (by default)
     # before Uvicorn starts, as `gateway serve`'s arbiter does.
     prepare_database(settings, workers=1)
-    host = arguments.host or settings.host
-    port = arguments.port if arguments.port is not None else settings.port
-    _print_where(settings, host, port)
+    _print_where(settings)
     uvicorn.run(
         "gateway.app:create_app",
         factory=True,
-        host=host,
-        port=port,
+        host=settings.host,
+        port=settings.port,
         root_path=settings.root_path,
         reload=True,
         reload_dirs=SOURCE_FOLDERS,
@@ -86,29 +110,21 @@ def _check_tls(settings: Settings) -> None:
     try:
         server_context(settings)
     except TLSConfigurationError as error:
-        print(f"gateway: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _refuse(str(error))
 
 
 def _run_gunicorn(arguments: argparse.Namespace) -> None:
-    settings = _load_settings()
+    flags = _flags(arguments, "host", "port", "workers")
+    settings = _load_settings(flags)
     _check_tls(settings)
-    host = arguments.host or settings.host
-    port = arguments.port if arguments.port is not None else settings.port
-    _print_where(settings, host, port)
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--config",
-        f"python:{GUNICORN_CONFIG_MODULE}",
-        "--bind",
-        f"{host}:{port}",
-        *(["--workers", str(arguments.workers)] if arguments.workers else []),
-        "gateway.app:create_app()",
-    ]
+    _check_listening_addresses(settings)
+    _print_where(settings)
+    command = [sys.executable, "-m", "gunicorn", "--config", f"python:{GUNICORN_CONFIG_MODULE}"]
+    # The flags reach Gunicorn's configuration and the workers as the variables they stand
+    # for: every process reads the settings this command validated.
+    environment = os.environ | {f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in flags.items()}
     # exec, not a child: signals from the terminal, systemd or Kubernetes reach the arbiter itself.
-    os.execv(sys.executable, command)  # noqa: S606 - a fixed command, no shell
+    os.execve(sys.executable, [*command, "gateway.app:create_app()"], environment)  # noqa: S606 - a fixed command, no shell
 
 
 def _config(arguments: argparse.Namespace) -> None:

@@ -182,8 +182,8 @@ def _current(arguments: argparse.Namespace) -> None:
 def _check(arguments: argparse.Namespace) -> None:
     from gateway.serving.cpus import default_worker_count
 
-    settings = _settings()
-    workers = arguments.workers or settings.workers or default_worker_count()
+    settings = _settings({"workers": arguments.workers} if arguments.workers is not None else None)
+    workers = settings.workers or default_worker_count()
     status, budget = _run_to_completion(_inspect(settings, workers, settings.database_timeout))
     print(f"database:    {_shown(settings.database_url)}")
     print(f"schema:      {status.describe()}")
@@ -255,8 +255,8 @@ def _shown(database_url: str) -> str:
     return make_url(database_url).render_as_string(hide_password=True)
 
 
-def _settings() -> Settings:
+def _settings(flags: dict[str, Any] | None = None) -> Settings:
     # Imported here: gateway.cli imports this module to register the commands.
     from gateway.cli import _load_settings
 
-    return _load_settings()
+    return _load_settings(flags)

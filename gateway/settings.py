@@ -6,15 +6,27 @@ are read too. Tests build ``Settings(...)`` directly and never touch ``os.enviro
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self, get_origin
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AfterValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 
+from gateway.database_url import catalog_database_url
 from gateway.tls.allow_list import check_allow_list
 from gateway.tls.certificates import SPIFFE_ID
 from gateway.versions import VersionEntry, check_factory, check_registry, default_registry
@@ -22,14 +34,11 @@ from gateway.versions import VersionEntry, check_factory, check_registry, defaul
 ENV_PREFIX = "GATEWAY_"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/catalog.sqlite3"
 INTERNAL_FACTORY = "services.internal:create_app"
-
-
-def _check_database_url(url: str) -> str:
-    try:
-        make_url(url)
-    except Exception as error:  # SQLAlchemy raises ArgumentError and ValueError alike here.
-        raise ValueError(f"not a database URL: {error}") from None
-    return url
+GATEWAY_WORKER: Final = "gateway.serving.worker.GatewayWorker"
+# Gunicorn 27's native ASGI worker: plain HTTP only, see the README.
+GUNICORN_ASGI_WORKER: Final = "asgi"
+# What a JSON setting holds, by the origin of its type, for the message when it does not parse.
+_JSON_KINDS: dict[object, str] = {list: "list", dict: "object"}
 
 
 def _check_public_url(url: str | None) -> str | None:
@@ -69,6 +78,9 @@ class Settings(BaseSettings):
         secrets_dir=None,
         extra="forbid",
         validate_default=True,
+        # JSON settings are decoded by ``_decode_json``: pydantic-settings' own decoding fails
+        # with a SettingsError that names the field, not the variable, and stops validation.
+        enable_decoding=False,
     )
 
     host: str = Field(default="127.0.0.1", description="Address the server binds to.")
@@ -88,12 +100,14 @@ class Settings(BaseSettings):
     versions: Annotated[list[VersionEntry], AfterValidator(check_registry)] = Field(
         default_factory=default_registry,
         description="The version registry (JSON in GATEWAY_VERSIONS).",
+        examples=[[{"prefix": "/v3", "factory": "services.v3:create_app"}]],
     )
     enforce_sunset: bool = Field(
         default=True, description="Answer 410 Gone for a version past its sunset date."
     )
-    database_url: Annotated[str, AfterValidator(_check_database_url)] = Field(
-        default=DEFAULT_DATABASE_URL, description="SQLAlchemy URL of the catalog store."
+    database_url: Annotated[str, AfterValidator(catalog_database_url)] = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL of the catalog store: PostgreSQL (asyncpg) or SQLite (aiosqlite).",
     )
     database_busy_timeout: float = Field(
         default=5.0, gt=0, le=60, description="Seconds a SQLite writer waits for the lock."
@@ -154,9 +168,9 @@ class Settings(BaseSettings):
         ge=1,
         description="Worker processes; default: WEB_CONCURRENCY, else the CPUs this process may use (cgroup quota and affinity).",
     )
-    worker_class: str = Field(
-        default="gateway.serving.worker.GatewayWorker",
-        description="Gunicorn worker class; 'asgi' is Gunicorn 27's native worker (see the README).",
+    worker_class: Literal["gateway.serving.worker.GatewayWorker", "asgi"] = Field(
+        default=GATEWAY_WORKER,
+        description="Gunicorn worker class; 'asgi' is Gunicorn 27's native worker, without TLS (see the README).",
     )
     worker_timeout: int = Field(
         default=30, gt=0, description="Seconds a silent worker lives before it is replaced."
@@ -238,6 +252,7 @@ class Settings(BaseSettings):
     tls_server_names: list[str] = Field(
         default_factory=list,
         description="Extra DNS names or IPs for the server certificate `gateway certs init` issues.",
+        examples=[["gateway.example.com", "10.0.0.5"]],
     )
     tls_trust_domain: str = Field(
         default="gateway.local",
@@ -259,6 +274,7 @@ class Settings(BaseSettings):
             "Who may call /internal (JSON): route patterns to SPIFFE IDs, e.g. "
             '{"GET /internal/items/export": ["spiffe://gateway.local/service/reporting"]}. Deny by default.'
         ),
+        examples=[{"GET /internal/items/export": ["spiffe://gateway.local/service/reporting"]}],
     )
     trusted_proxies: Annotated[list[str], AfterValidator(_check_spiffe_ids)] = Field(
         default_factory=list,
@@ -266,9 +282,38 @@ class Settings(BaseSettings):
             "SPIFFE IDs of TLS-terminating proxies (connecting over mTLS) whose "
             "X-Forwarded-Client-Cert names the caller; from anyone else the header is removed."
         ),
+        examples=[["spiffe://gateway.local/service/envoy"]],
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(default=True, description="Write one JSON line per request.")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _decode_json(cls, value: object, info: ValidationInfo) -> object:
+        """A list or object setting given as text (a variable, ``.env``, a secrets file) is JSON."""
+        field = cls.model_fields[str(info.field_name)]
+        kind = _JSON_KINDS.get(get_origin(field.annotation))
+        if kind is None or not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as error:
+            example = f" such as {json.dumps(field.examples[0])}" if field.examples else ""
+            raise ValueError(
+                f"not valid JSON ({error.msg}: line {error.lineno} column {error.colno}); "
+                f"it takes a JSON {kind}{example}"
+            ) from None
+
+    @model_validator(mode="after")
+    def _keep_tls_on_the_gateway_worker(self) -> Self:
+        # Gunicorn's asgi worker knows nothing of the gateway's TLS context: it would serve
+        # plain HTTP where TLS was asked for.
+        if self.worker_class == GUNICORN_ASGI_WORKER and self.tls_mode != "off":
+            raise ValueError(
+                f"GATEWAY_WORKER_CLASS=asgi serves plain HTTP only, and GATEWAY_TLS_MODE is {self.tls_mode}: "
+                f"unset GATEWAY_WORKER_CLASS (the gateway's worker serves TLS) or set GATEWAY_TLS_MODE=off"
+            )
+        return self
 
     @model_validator(mode="after")
     def _leave_time_to_drain(self) -> Self:
@@ -276,6 +321,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "GATEWAY_PRESTOP_DELAY must end at least 1 s before GATEWAY_GRACEFUL_TIMEOUT, "
                 "or in-flight requests get no time to finish"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _serve_metrics_beside_the_gateway(self) -> Self:
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError(
+                f"GATEWAY_METRICS_PORT is the gateway's own port ({self.port}): pick another, "
+                "or unset it to serve /metrics on the gateway's port"
             )
         return self
 
@@ -287,22 +341,68 @@ class Settings(BaseSettings):
 
 
 SECRETS_DIR_VARIABLE = f"{ENV_PREFIX}SECRETS_DIR"
+ENV_FILE = ".env"
 
 
-def load_settings() -> Settings:
-    """Settings from the process environment, ``.env``, and the secrets directory named by
-    ``GATEWAY_SECRETS_DIR`` (e.g. ``/run/secrets``; one file per setting, named like its variable)."""
-    secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE) or None
-    return Settings(_secrets_dir=secrets_dir)
+class InvalidSettingsError(ValueError):
+    """Settings the gateway cannot start with; the message names each flag or variable at fault."""
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """Name the environment variable behind each invalid value."""
+def load_settings(flags: Mapping[str, Any] | None = None) -> Settings:
+    """Settings from command-line ``flags`` (by field name, ``{"port": 8001}`` for ``--port
+    8001``), the process environment, ``.env``, and the secrets directory named by
+    ``GATEWAY_SECRETS_DIR`` (e.g. ``/run/secrets``; one file per setting, named like its
+    variable), the first that sets a value winning.
+
+    Raises ``InvalidSettingsError``, one line per problem, for whatever an operator must fix."""
+    flags = flags or {}
+    try:
+        return Settings(_secrets_dir=_secrets_directory(), **flags)
+    except ValidationError as error:
+        raise InvalidSettingsError(describe_validation_error(error, flags)) from None
+    except (
+        OSError,
+        UnicodeDecodeError,
+    ) as error:  # Only .env is read outside pydantic-settings' own handling.
+        raise InvalidSettingsError(f"{ENV_FILE} in {Path.cwd()} cannot be read: {error}") from None
+    except SettingsError as error:
+        raise InvalidSettingsError(f"{error}: {error.__cause__}") from None
+
+
+def _secrets_directory() -> Path | None:
+    # pydantic-settings only warns about a missing directory, and every secret in it would be missing.
+    named = os.environ.get(SECRETS_DIR_VARIABLE)
+    if not named:
+        return None
+    if not Path(named).is_dir():
+        raise InvalidSettingsError(
+            f"{SECRETS_DIR_VARIABLE}={named} is not a directory: name the directory holding one file "
+            f"per setting (e.g. /run/secrets), or unset it"
+        )
+    return Path(named)
+
+
+def describe_validation_error(error: ValidationError, flags: Mapping[str, object] | None = None) -> str:
+    """One line per invalid value, naming the flag or environment variable it came from."""
     lines = []
     for problem in error.errors():
         location = problem["loc"]
-        variable = f"{ENV_PREFIX}{str(location[0]).upper()}" if location else ENV_PREFIX + "*"
         detail = ".".join(str(part) for part in location[1:])
-        where = f"{variable} ({detail})" if detail else variable
-        lines.append(f"{where}: {problem['msg']}")
-    return "invalid settings:\n  " + "\n  ".join(lines)
+        where = _named_source(str(location[0]), flags or {}) if location else ""
+        where += f" ({detail})" if detail else ""
+        message = _problem_message(problem)
+        lines.append(f"{where}: {message}" if where else message)
+    return "\n".join(lines)
+
+
+def _named_source(field: str, flags: Mapping[str, object]) -> str:
+    if field in flags:
+        return f"--{field.replace('_', '-')} {flags[field]}"
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _problem_message(problem: ErrorDetails) -> str:
+    # A validator's own message, without pydantic's "Value error, " in front.
+    if problem["type"] == "value_error" and "error" in problem.get("ctx", {}):
+        return str(problem["ctx"]["error"])
+    return problem["msg"]

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -50,6 +51,16 @@ _MAX_POLLS = int(START_TIMEOUT / _POLL_INTERVAL) + 1
 # The line Uvicorn or Gunicorn logs once it listens; with port 0 it names the port the OS
 # chose. It matches the plain logs and the gateway's JSON log alike.
 _LISTENING = re.compile(rf"(?:Uvicorn running on|Listening at:) http://{re.escape(LOOPBACK)}:(\d+)")
+
+
+@contextmanager
+def port_in_use() -> Iterator[int]:
+    """A port on the loopback address that a socket listens on until the block ends."""
+    with socket.socket() as listener:
+        listener.bind((LOOPBACK, 0))
+        listener.listen()
+        port: int = listener.getsockname()[1]
+        yield port
 
 
 def uvicorn_command(*, root_path: str = "") -> list[str]:

@@ -68,6 +68,20 @@ def test_upgrades_started_at_once_migrate_exactly_once(tmp_path: Path, empty_dat
     assert outcomes == ["nothing"] * (UPGRADES_AT_ONCE - 1) + ["upgraded"], [r.stdout for r in results]
 
 
+def test_a_plain_scheme_gets_the_catalogs_driver(tmp_path: Path, empty_database_url: str) -> None:
+    # postgresql:// and sqlite:// as operators write them, without SQLAlchemy's async driver.
+    plain_url = make_url(empty_database_url).set(drivername=make_url(empty_database_url).get_backend_name())
+    result = _run(tmp_path, "upgrade", database_url=plain_url.render_as_string(hide_password=False))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{make_url(empty_database_url).render_as_string()}: upgraded the schema")
+
+
+def test_check_refuses_zero_workers_as_serve_does(tmp_path: Path) -> None:
+    result = _run(tmp_path, "check", "--workers", "0")
+    assert result.returncode == 2, result
+    assert result.stderr == "gateway: --workers 0: Input should be greater than or equal to 1\n"
+
+
 def test_check_fails_on_a_schema_behind_and_on_a_budget_over_max_connections(
     tmp_path: Path, empty_postgresql_schema_url: str
 ) -> None:

@@ -12,19 +12,23 @@ import tempfile
 
 from gateway.logs import logging_config
 from gateway.serving.cpus import default_worker_count
-from gateway.settings import load_settings
+from gateway.serving.listen_address import host_and_port
+from gateway.settings import InvalidSettingsError, load_settings
 from gateway.tls.context import TLSConfigurationError, server_context
 
-_settings = load_settings()
 try:
+    _settings = load_settings()
     # Checked in the arbiter before any worker forks: a TLS set-up failure stops the start
     # with one line naming the setting, rather than a worker boot loop (or plain HTTP).
     server_context(_settings)
-except TLSConfigurationError as _error:
-    sys.exit(f"gateway: {_error}")
+except (InvalidSettingsError, TLSConfigurationError) as _error:
+    # `gateway serve` checked these already; this is `gunicorn -c gunicorn.conf.py` run by hand.
+    for _line in str(_error).splitlines():
+        print(f"gateway: {_line}", file=sys.stderr)
+    sys.exit(2)
 
 # Where to listen.
-bind = [f"{_settings.host}:{_settings.port}"]
+bind = [host_and_port(_settings.host, _settings.port)]
 # Worker processes: GATEWAY_WORKERS, else WEB_CONCURRENCY, else one per usable CPU
 # (the cgroup quota and affinity mask, not the host's core count).
 workers = _settings.workers or default_worker_count()
@@ -45,6 +49,8 @@ preload_app = _settings.preload_app
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - tmpfs by design
 # Proxies whose X-Forwarded-For/-Proto are believed.
 forwarded_allow_ips = _settings.forwarded_allow_ips
+# The prefix a proxy strips, for Gunicorn's asgi worker (the gateway's worker reads the settings).
+root_path = _settings.root_path
 # One JSON log format for Gunicorn, Uvicorn and the gateway.
 logconfig_dict = logging_config(_settings.log_level)
 # Metrics from every worker land in one directory and are summed at /metrics.

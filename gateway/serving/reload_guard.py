@@ -20,9 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pydantic import ValidationError
-
-from gateway.settings import describe_validation_error, load_settings
+from gateway.settings import InvalidSettingsError, load_settings
 from gateway.tls.context import TLSConfigurationError, server_context
 
 logger = logging.getLogger("gateway.serving")
@@ -32,9 +30,7 @@ def reload_problem() -> str | None:
     """Why new workers could not start with the settings and files as they are now, or None."""
     try:
         server_context(load_settings())
-    except ValidationError as error:
-        return describe_validation_error(error)
-    except TLSConfigurationError as error:
+    except (InvalidSettingsError, TLSConfigurationError) as error:
         return str(error)
     return None
 
