@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Any
@@ -19,13 +20,18 @@ from gateway.errors import install_error_handlers
 from gateway.health import HealthState, health_routes
 from gateway.internal import internal_mount, mount_internal
 from gateway.lifecycle import version_policies
-from gateway.metrics import GatewayMetrics, metrics_route
+from gateway.metrics import MULTIPROCESS_DIRECTORY_VARIABLE, GatewayMetrics, metrics_route
 from gateway.registry import mount_versions
 from gateway.routing import redirect_slashes_relatively
 from gateway.settings import Settings, load_settings
 from gateway.shared import SharedResources
 from gateway.tls.expiry import certificate_expiry, tls_readiness_checks
 from gateway.tls.forwarded import ForwardedClientCertificates
+from gateway.usage.callers import CallerAttribution
+from gateway.usage.recorder import UsageCollector, UsageRecorder
+from gateway.usage.report import lifecycle_route
+from gateway.usage.store import UsageStore, usage_location
+from gateway.version_choice import VersionChoice
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -45,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     internal = mount_internal(settings, resources)
     mounted_apps = [*versions, *([internal] if internal is not None else [])]
     metrics = GatewayMetrics() if settings.metrics_enabled else None
+    usage = _usage_recorder(settings, metrics)
     if metrics is not None and settings.tls_mode != "off":
         with contextlib.suppress(OSError, ValueError):  # Unreadable: readiness warns (expiry.py).
             metrics.certificate_expiry.set(certificate_expiry(settings.tls_certfile).timestamp())
@@ -67,7 +74,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *health_routes(health),
             *([metrics_route(metrics)] if metrics is not None and settings.metrics_port is None else []),
             *(Mount(version.prefix, app=version, name=version.name) for version in versions),
-            *([internal_mount(internal, settings)] if internal is not None else []),
+            internal_mount(internal, settings, lifecycle_route(settings.versions, usage)),
             *discovery_routes(
                 settings.versions, public_url=settings.public_url, internal=internal is not None
             ),
@@ -75,19 +82,32 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         edge=Middleware(
             GatewayEdge,
-            policies=version_policies(settings.versions, settings.enforce_sunset),
+            versions=VersionChoice(
+                version_policies(settings.versions, settings.enforce_sunset), settings.version_pins
+            ),
             max_body_size=settings.max_body_size,
             access_log=settings.access_log,
             metrics=metrics,
             forwarded_certificates=ForwardedClientCertificates(settings.trusted_proxies),
+            callers=CallerAttribution(settings.caller_header, settings.trusted_proxies),
+            usage=usage,
         ),
-        lifespan=_run_lifespans(mounted_apps, health, metrics),
+        lifespan=_run_lifespans(mounted_apps, health, metrics, usage),
     )
     install_error_handlers(app, known_versions=[entry.prefix for entry in settings.versions])
     redirect_slashes_relatively(app.router)
     app.state.settings = settings
     app.state.health = health
     return app
+
+
+def _usage_recorder(settings: Settings, metrics: GatewayMetrics | None) -> UsageRecorder:
+    """Usage by caller, in the file the process group shares (its metrics directory) or in memory."""
+    location = usage_location(os.environ.get(MULTIPROCESS_DIRECTORY_VARIABLE))
+    recorder = UsageRecorder(UsageStore(location, settings.usage_callers_per_version))
+    if metrics is not None:
+        metrics.add_collector(UsageCollector(recorder, recorder.store))
+    return recorder
 
 
 class GatewayRoot(Starlette):
@@ -109,7 +129,7 @@ class GatewayRoot(Starlette):
 
 
 def _run_lifespans(
-    mounted_apps: list[MountedApp], health: HealthState, metrics: GatewayMetrics | None
+    mounted_apps: list[MountedApp], health: HealthState, metrics: GatewayMetrics | None, usage: UsageRecorder
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -121,6 +141,7 @@ def _run_lifespans(
                 await stack.enter_async_context(mounted.lifespan())
             if metrics is not None:
                 await stack.enter_async_context(metrics.publishing())
+            await stack.enter_async_context(usage.handing_over())
             _freeze_startup_objects()
             try:
                 yield

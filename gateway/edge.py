@@ -1,9 +1,11 @@
 """The gateway's cross-cutting behaviour, fused into one pure ASGI pass.
 
 Measured on these machines, each pure ASGI middleware costs about 6% of a bare
-FastAPI app's throughput (Starlette's base-class HTTP middleware: 65%), so request id, version
-lifecycle, body limit and access log share one scan of the headers and one ``send``
-wrapper instead of four stacked layers. Each concern's logic lives in its own module.
+FastAPI app's throughput (Starlette's base-class HTTP middleware: 65%), so request id,
+version choice and lifecycle, body limit, usage, metrics and access log share one scan of
+the headers and one ``send`` wrapper instead of stacked layers. Each concern's logic lives
+in its own module; a request passes through ``__call__``'s named steps over one
+``_Exchange``, its state.
 
 The edge is the root app's outermost layer (``GatewayRoot``), and it sends version
 traffic straight to the version's ``Mount``, with the scope the router would have built:
@@ -15,8 +17,8 @@ root's Starlette stack. Measured: docs/benchmarks.md.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -25,11 +27,13 @@ from starlette.routing import Mount, Route
 
 from gateway.access_log import log_access, route_template
 from gateway.body_limit import RequestBodyTooLarge, declared_too_large, limited_receive
-from gateway.errors import PROBLEM_CONTENT_TYPE, problem_body
+from gateway.errors import problem_bytes, send_problem
 from gateway.health import LiveProbe
 from gateway.request_context import REQUEST_ID_HEADER, accept_or_generate_request_id, bind_request_id
 from gateway.routing import route_path_of
 from gateway.tls.forwarded import FORWARDED_CLIENT_CERT_HEADER
+from gateway.version_choice import API_VERSION_HEADER, UnknownVersion
+from gateway.versions import RESERVED_PREFIXES
 
 if TYPE_CHECKING:
     from starlette.routing import Router
@@ -38,8 +42,14 @@ if TYPE_CHECKING:
     from gateway.lifecycle import VersionPolicy
     from gateway.metrics import GatewayMetrics
     from gateway.tls.forwarded import ForwardedClientCertificates
+    from gateway.usage.callers import CallerAttribution
+    from gateway.usage.recorder import UsageRecorder
+    from gateway.version_choice import VersionChoice
 
 logger = logging.getLogger("gateway.edge")
+_API_VERSION_RESPONSE_HEADER = b"api-version"
+# A first path segment that names a version the registry lacks, rather than a resource.
+_LOOKS_LIKE_A_VERSION = re.compile(r"^/v[0-9]+(\.[0-9]+)*$", re.IGNORECASE)
 
 
 def _version_prefix(route_path: str) -> str:
@@ -47,19 +57,60 @@ def _version_prefix(route_path: str) -> str:
     return route_path if end == -1 else route_path[:end]
 
 
-async def _send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
+class _Exchange:
+    """One request's state as it passes the edge."""
+
+    __slots__ = (
+        "api_version",
+        "caller",
+        "caller_header",
+        "content_length",
+        "extra_headers",
+        "forwarded_client_cert",
+        "has_body",
+        "policy",
+        "prefix",
+        "request_id",
+        "response_complete",
+        "response_started",
+        "route_path",
+        "scope",
+        "send",
+        "started",
+        "status",
     )
-    await send({"type": "http.response.body", "body": body})
+
+    def __init__(self, scope: Scope, send: Send) -> None:
+        self.scope = scope
+        self.send = send
+        self.started = time.perf_counter()
+        self.status = 500
+        self.response_started = self.response_complete = False
+        self.request_id = ""
+        self.extra_headers: list[tuple[bytes, bytes]] = []
+        self.content_length: bytes | None = None
+        self.forwarded_client_cert: bytes | None = None
+        self.api_version: bytes | None = None
+        self.caller_header: bytes | None = None
+        self.has_body = False
+        self.policy: VersionPolicy | None = None
+        self.caller: str | None = None
+        self.route_path = self.prefix = ""
+
+    async def send_with_headers(self, message: Message) -> None:
+        """The app's ``send``: the edge's headers added, the status and progress noted."""
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.response_started = True
+            message["headers"] = [*message.get("headers", ()), *self.extra_headers]
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.response_complete = True
+        await self.send(message)
+
+    async def answer(self, status: int, body: bytes, *headers: tuple[bytes, bytes]) -> None:
+        """Answer with a problem body, past the app."""
+        self.status = status
+        await send_problem(self.send, status, body, [*self.extra_headers, *headers])
 
 
 class GatewayEdge:
@@ -67,32 +118,36 @@ class GatewayEdge:
         self,
         app: ASGIApp,
         *,
-        policies: dict[str, VersionPolicy],
+        versions: VersionChoice,
         max_body_size: int,
         access_log: bool,
         metrics: GatewayMetrics | None,
         forwarded_certificates: ForwardedClientCertificates,
+        callers: CallerAttribution,
+        usage: UsageRecorder | None = None,
         router: Router | None = None,
     ) -> None:
         self.app = app
-        self.policies = policies
+        self.versions = versions
+        self.policies = versions.by_prefix
         # Given the root's router, the Mount of each version, found by its prefix.
         self.router = router
+        routes = router.routes if router is not None else []
         self.mounts = {
-            route.path: route
-            for route in (router.routes if router is not None else [])
-            if isinstance(route, Mount) and route.path in policies
+            route.path: route for route in routes if isinstance(route, Mount) and route.path in self.policies
         }
         # Plain ASGI endpoints the edge calls past the router too: the liveness probe.
         self.direct_routes = {
             route.path: route
-            for route in (router.routes if router is not None else [])
+            for route in routes
             if isinstance(route, Route) and isinstance(route.endpoint, LiveProbe)
         }
         self.max_body_size = max_body_size
         self.access_log = access_log
         self.metrics = metrics
         self.forwarded_certificates = forwarded_certificates
+        self.callers = callers
+        self.usage = usage
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -100,125 +155,131 @@ class GatewayEdge:
                 self.forwarded_certificates.resolve(scope, _forwarded_client_cert(scope["headers"]))
             await self.app(scope, receive, send)
             return
-
-        started = time.perf_counter()
+        exchange = _Exchange(scope, send)
         if self.metrics is not None:
             self.metrics.requests_in_flight += 1
-        incoming_id = content_length = forwarded_client_cert = None
-        has_body = False
+        try:
+            self._read_headers(exchange)
+            await self._serve(exchange, receive)
+        except BaseException as error:
+            await self._answer_failure(exchange, error)
+        finally:
+            self._account(exchange)
+
+    def _read_headers(self, exchange: _Exchange) -> None:
+        """One scan of the headers for everything the edge needs; the request id bound."""
+        scope = exchange.scope
+        incoming_id = None
+        caller_header = self.callers.header
         for name, value in scope["headers"]:
             if name == REQUEST_ID_HEADER:
                 incoming_id = value
             elif name == b"content-length":
-                content_length = value
-                has_body = value != b"0"
+                exchange.content_length = value
+                exchange.has_body = value != b"0"
             elif name == b"transfer-encoding":
-                has_body = True
+                exchange.has_body = True
+            elif name == API_VERSION_HEADER:
+                exchange.api_version = value
             elif name == FORWARDED_CLIENT_CERT_HEADER:
                 # Repeated header lines form one comma-separated list (RFC 9110 5.3).
-                forwarded_client_cert = (
-                    value if forwarded_client_cert is None else forwarded_client_cert + b"," + value
-                )
-        if forwarded_client_cert is not None or self.forwarded_certificates.active:
+                previous = exchange.forwarded_client_cert
+                exchange.forwarded_client_cert = value if previous is None else previous + b"," + value
+            elif name == caller_header:
+                exchange.caller_header = value
+        if exchange.forwarded_client_cert is not None or self.forwarded_certificates.active:
             # Before the app runs: an untrusted X-Forwarded-Client-Cert must never reach it.
-            self.forwarded_certificates.resolve(scope, forwarded_client_cert)
-        request_id = accept_or_generate_request_id(incoming_id)
-        bind_request_id(request_id)
-        extra_headers = [(REQUEST_ID_HEADER, request_id.encode())]
+            self.forwarded_certificates.resolve(scope, exchange.forwarded_client_cert)
+        if exchange.caller_header is not None:
+            # Decided before the app runs: a caller header from an untrusted peer is removed.
+            self._caller(exchange)
+        exchange.request_id = accept_or_generate_request_id(incoming_id)
+        bind_request_id(exchange.request_id)
+        exchange.extra_headers.append((REQUEST_ID_HEADER, exchange.request_id.encode()))
 
+    async def _serve(self, exchange: _Exchange, receive: Receive) -> None:
+        scope = exchange.scope
         root_path = scope.get("root_path", "")
-        route_path = route_path_of(scope["path"], root_path)
-        prefix = _version_prefix(route_path)
-        policy = self.policies.get(prefix)
-        version = policy.entry.name if policy is not None else None
-        status = 500
-        response_started = response_complete = False
-
-        async def send_with_headers(message: Message) -> None:
-            nonlocal status, response_started, response_complete
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                response_started = True
-                message["headers"] = [*message.get("headers", ()), *extra_headers]
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                response_complete = True
-            await send(message)
-
-        try:
-            if policy is not None:
-                extra_headers.extend(policy.response_headers(root_path))
-                now = time.time()
-                if policy.is_gone(now):
-                    status = 410
-                    gone = policy.gone_body(scope["path"], datetime.fromtimestamp(now, UTC))
-                    await _send_json(send, 410, gone, extra_headers)
-                    return
-            if declared_too_large(content_length, self.max_body_size):
-                status = 413
-                await self._refuse_body(scope, send, extra_headers)
+        exchange.route_path = route_path_of(scope["path"], root_path)
+        exchange.prefix = _version_prefix(exchange.route_path)
+        if not await self._choose_version(exchange):
+            return
+        policy = exchange.policy
+        if policy is not None:
+            exchange.extra_headers.append((_API_VERSION_RESPONSE_HEADER, policy.entry.name.encode()))
+            exchange.extra_headers.extend(policy.response_headers(root_path))
+            now = time.time()
+            if policy.is_gone(now):
+                await exchange.answer(410, policy.gone_body(scope["path"], datetime.fromtimestamp(now, UTC)))
                 return
-            if has_body:
-                receive = limited_receive(receive, self.max_body_size)
-            mount = self.mounts.get(prefix) if policy is not None else None
-            direct = self.direct_routes.get(route_path) if policy is None else None
-            if direct is not None and scope["method"] in (direct.methods or ()):
-                scope["route"] = direct
-                scope["endpoint"] = direct.endpoint
-                await direct.app(scope, receive, send_with_headers)
-            elif mount is not None and len(route_path) > len(prefix):
-                # "/v2/...": a Mount matches its prefix followed by a slash ("/v2" alone is
-                # the root router's, which redirects it).
-                self._enter_mount(scope, mount, root_path, prefix)
-                await mount.handle(scope, receive, send_with_headers)
-            else:
-                await self.app(scope, receive, send_with_headers)
-        except RequestBodyTooLarge:
-            # Only an app that does not render HTTPExceptions lets this one through.
-            if response_started:
-                raise
-            status = 413
-            await self._refuse_body(scope, send, extra_headers)
-        except asyncio.CancelledError:
-            # The server cut the request: a quick shutdown, or the graceful timeout ran out.
-            logger.warning("request cut before it finished: %s %s", scope["method"], scope["path"])
-            if response_started:
-                raise  # Half a response: only dropping the connection tells the client.
-            # The request task ends here, answered: the client learns to retry elsewhere.
-            status = 503
-            body = problem_body(
-                503, "The server is shutting down; retry the request.", instance=scope["path"]
-            )
-            headers = [*extra_headers, (b"retry-after", b"1"), (b"connection", b"close")]
-            await _send_json(send, 503, _dumps(body), headers)
-        except Exception:
-            logger.exception(
-                "unhandled error serving %s %s",
-                scope["method"],
-                scope["path"],
-                extra={"request_id": request_id},
-            )
-            if response_complete:
-                return  # The app already sent its 500; the traceback is logged once, here.
-            if response_started:
-                raise  # Let the server drop the connection: the response cannot be finished.
-            status = 500
-            body = problem_body(500, "The server failed to handle the request.", instance=scope["path"])
-            await _send_json(send, 500, _dumps(body), extra_headers)
-        finally:
-            seconds = time.perf_counter() - started
-            route = route_template(scope)
-            if self.metrics is not None:
-                self.metrics.requests_in_flight -= 1
-                self.metrics.observe(version, route, scope["method"], status, seconds)
-            if self.access_log:
-                log_access(
-                    scope,
-                    status=status,
-                    duration_ms=seconds * 1000,
-                    request_id=request_id,
-                    version=version,
-                    route=route,
+        if declared_too_large(exchange.content_length, self.max_body_size):
+            await self._refuse_body(exchange)
+            return
+        if exchange.has_body:
+            receive = limited_receive(receive, self.max_body_size)
+        await self._dispatch(exchange, receive, root_path)
+
+    async def _choose_version(self, exchange: _Exchange) -> bool:
+        """Find the version that serves the request; False when the request was answered."""
+        prefix = exchange.prefix
+        exchange.policy = self.policies.get(prefix)
+        if exchange.policy is not None or prefix in RESERVED_PREFIXES or exchange.route_path == "/":
+            return True
+        if _LOOKS_LIKE_A_VERSION.match(prefix):
+            return True  # "/v9/...": the root's 404 lists the versions there are.
+        # No version in the path: the API-Version header names it, or the caller's pin, or
+        # the current version serves it.
+        if exchange.api_version is not None:
+            chosen = self.versions.for_header(exchange.api_version)
+            if isinstance(chosen, UnknownVersion):
+                await exchange.answer(
+                    400,
+                    problem_bytes(400, chosen.detail, instance=exchange.scope["path"], versions=chosen.known),
                 )
+                return False
+        elif self.versions.pinned_callers:
+            chosen_or_none = self.versions.for_caller(self._caller(exchange))
+            if chosen_or_none is None:
+                return True
+            chosen = chosen_or_none
+        elif self.versions.default is not None:
+            chosen = self.versions.default
+        else:
+            return True
+        self._address_version(exchange, chosen)
+        return True
+
+    def _address_version(self, exchange: _Exchange, policy: VersionPolicy) -> None:
+        """Serve a version-less path as the version's own: ``/items/1`` as ``/v2/items/1``."""
+        scope = exchange.scope
+        root_path = scope.get("root_path", "")
+        prefix = policy.entry.prefix
+        scope["path"] = root_path + prefix + exchange.route_path
+        raw_path = scope.get("raw_path")
+        if raw_path is not None:
+            encoded_root = root_path.encode()
+            rest = raw_path[len(encoded_root) :] if raw_path.startswith(encoded_root) else raw_path
+            scope["raw_path"] = encoded_root + prefix.encode() + rest
+        exchange.route_path = prefix + exchange.route_path
+        exchange.prefix = prefix
+        exchange.policy = policy
+
+    async def _dispatch(self, exchange: _Exchange, receive: Receive, root_path: str) -> None:
+        scope, route_path, prefix = exchange.scope, exchange.route_path, exchange.prefix
+        send = exchange.send_with_headers
+        mount = self.mounts.get(prefix) if exchange.policy is not None else None
+        direct = self.direct_routes.get(route_path) if exchange.policy is None else None
+        if direct is not None and scope["method"] in (direct.methods or ()):
+            scope["route"] = direct
+            scope["endpoint"] = direct.endpoint
+            await direct.app(scope, receive, send)
+        elif mount is not None and len(route_path) > len(prefix):
+            # "/v2/...": a Mount matches its prefix followed by a slash ("/v2" alone is
+            # the root router's, which redirects it).
+            self._enter_mount(scope, mount, root_path, prefix)
+            await mount.handle(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
     def _enter_mount(self, scope: Scope, mount: Mount, root_path: str, prefix: str) -> None:
         """The scope Starlette's ``Router`` and ``Mount.matches`` give a mounted app: the root
@@ -232,17 +293,74 @@ class GatewayEdge:
         scope["root_path"] = root_path + prefix
         scope["endpoint"] = mount.app
 
-    async def _refuse_body(self, scope: Scope, send: Send, extra_headers: list[tuple[bytes, bytes]]) -> None:
+    async def _answer_failure(self, exchange: _Exchange, error: BaseException) -> None:
+        """What escaped the app: answered when the response has not started, else re-raised."""
+        scope = exchange.scope
+        if isinstance(error, RequestBodyTooLarge):
+            # Only an app that does not render HTTPExceptions lets this one through.
+            if exchange.response_started:
+                raise error
+            await self._refuse_body(exchange)
+        elif isinstance(error, asyncio.CancelledError):
+            # The server cut the request: a quick shutdown, or the graceful timeout ran out.
+            logger.warning("request cut before it finished: %s %s", scope["method"], scope["path"])
+            if exchange.response_started:
+                raise error  # Half a response: only dropping the connection tells the client.
+            # The request task ends here, answered: the client learns to retry elsewhere.
+            body = problem_bytes(
+                503, "The server is shutting down; retry the request.", instance=scope["path"]
+            )
+            await exchange.answer(503, body, (b"retry-after", b"1"), (b"connection", b"close"))
+        elif isinstance(error, Exception):
+            logger.exception(
+                "unhandled error serving %s %s",
+                scope["method"],
+                scope["path"],
+                extra={"request_id": exchange.request_id},
+            )
+            if exchange.response_complete:
+                return  # The app already sent its 500; the traceback is logged once, here.
+            if exchange.response_started:
+                raise error  # Let the server drop the connection: the response cannot be finished.
+            body = problem_bytes(500, "The server failed to handle the request.", instance=scope["path"])
+            await exchange.answer(500, body)
+        else:
+            raise error
+
+    def _account(self, exchange: _Exchange) -> None:
+        """Metrics, usage by caller and the access line, once the request is done."""
+        scope = exchange.scope
+        seconds = time.perf_counter() - exchange.started
+        route = route_template(scope)
+        policy = exchange.policy
+        version = policy.entry.name if policy is not None else None
+        if self.metrics is not None:
+            self.metrics.requests_in_flight -= 1
+            self.metrics.observe(version, route, scope["method"], exchange.status, seconds)
+        if version is not None and self.usage is not None:
+            self.usage.record(version, exchange.caller or self._caller(exchange), route, exchange.status)
+        if self.access_log:
+            log_access(
+                scope,
+                status=exchange.status,
+                duration_ms=seconds * 1000,
+                request_id=exchange.request_id,
+                version=version,
+                route=route,
+            )
+
+    def _caller(self, exchange: _Exchange) -> str:
+        if exchange.caller is None:
+            exchange.caller = self.callers.caller_of(exchange.scope, exchange.caller_header)
+        return exchange.caller
+
+    async def _refuse_body(self, exchange: _Exchange) -> None:
         detail = f"The request body is larger than {self.max_body_size} bytes."
-        body = _dumps(problem_body(413, detail, instance=scope["path"]))
+        body = problem_bytes(413, detail, instance=exchange.scope["path"])
         # Closing the connection spares the server reading a body nobody wants.
-        await _send_json(send, 413, body, [*extra_headers, (b"connection", b"close")])
+        await exchange.answer(413, body, (b"connection", b"close"))
 
 
 def _forwarded_client_cert(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     values = [value for name, value in headers if name == FORWARDED_CLIENT_CERT_HEADER]
     return b",".join(values) if values else None
-
-
-def _dumps(body: object) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()

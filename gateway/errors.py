@@ -7,6 +7,7 @@ called on the root and on every version app the gateway mounts, from one place.
 
 from __future__ import annotations
 
+import json
 import logging
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
     from starlette.applications import Starlette
     from starlette.requests import Request
+    from starlette.types import Send
 
     ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
@@ -82,6 +84,33 @@ def problem_body(
     }
     body.update({key: value for key, value in extra.items() if value is not None})
     return body
+
+
+def problem_bytes(
+    status: int, detail: str | None = None, *, instance: str | None = None, **extra: Any
+) -> bytes:
+    """A problem body, serialised compactly, for code that answers past Starlette's responses."""
+    return json.dumps(
+        problem_body(status, detail, instance=instance, **extra), separators=(",", ":")
+    ).encode()
+
+
+async def send_problem(
+    send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer with a problem ``body`` (from ``problem_bytes``) through a raw ASGI ``send``."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def problem_response(

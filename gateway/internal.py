@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from starlette.routing import Mount
+from starlette.routing import Mount, Router
 
 from gateway.errors import problem_response
 from gateway.registry import MountedApp, build_mounted_app
@@ -23,6 +23,7 @@ from gateway.tls.allow_list import INTERNAL_PREFIX, AllowList
 from gateway.tls.identity import UNAUTHENTICATED_HEADERS, identity_of
 
 if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
     from starlette.types import ASGIApp, Receive, Scope, Send
 
     from gateway.settings import Settings
@@ -77,8 +78,12 @@ def mount_internal(settings: Settings, resources: SharedResources | None = None)
     return MountedApp(INTERNAL_PREFIX, build_mounted_app(settings.internal_app, settings, resources))
 
 
-def internal_mount(internal: MountedApp, settings: Settings) -> Mount:
-    """The root's route to the internal app, behind its guard."""
+def internal_mount(internal: MountedApp | None, settings: Settings, *gateway_routes: BaseRoute) -> Mount:
+    """The root's route to ``/internal``: the gateway's own routes there (the lifecycle
+    report), then the internal app if there is one, all behind the guard."""
+    routes = [*gateway_routes, *([Mount("", app=internal)] if internal is not None else [])]
     return Mount(
-        INTERNAL_PREFIX, app=InternalAccess(internal, AllowList(settings.internal_allow)), name=internal.name
+        INTERNAL_PREFIX,
+        app=InternalAccess(Router(routes), AllowList(settings.internal_allow)),
+        name="internal",
     )

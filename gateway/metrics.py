@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -41,6 +42,8 @@ class GatewayMetrics:
         self._registry = None if multiprocess else CollectorRegistry()
         labels = ["api_version", "route", "method", "status_class"]
         self._children: dict[tuple[str | None, str | None, str, int], tuple[Counter, Histogram]] = {}
+        # Collectors that read state of their own (usage by caller), added to every scrape.
+        self._collectors: list[Collector] = []
         self.requests = Counter("gateway_requests", "HTTP requests served.", labels, registry=self._registry)
         self.duration = Histogram(
             "gateway_request_duration_seconds",
@@ -115,10 +118,19 @@ class GatewayMetrics:
     def set_ready(self, ready: bool) -> None:
         self.ready.set(1 if ready else 0)
 
+    def add_collector(self, collector: Collector) -> None:
+        self._collectors.append(collector)
+        if self._registry is not None:
+            self._registry.register(collector)
+
     def render(self) -> bytes:
         # This process's count exactly; other workers' as they last published it.
         self.publish_in_flight()
-        registry = self._registry if self._registry is not None else multiprocess_registry()
+        registry = self._registry
+        if registry is None:
+            registry = multiprocess_registry()
+            for collector in self._collectors:
+                registry.register(collector)
         return generate_latest(registry)
 
 

@@ -284,6 +284,29 @@ class Settings(BaseSettings):
         ),
         examples=[["spiffe://gateway.local/service/envoy"]],
     )
+    # Version lifecycle: who calls each version, and which version a version-less path gets.
+    caller_header: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9-]+$",
+        description=(
+            "Header in which an authenticating proxy names its user, e.g. X-Authenticated-User: the "
+            "caller of a request with no verified identity, believed only from GATEWAY_TRUSTED_PROXIES."
+        ),
+    )
+    usage_callers_per_version: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Distinct callers counted by name per version; the rest are counted as 'other'.",
+    )
+    version_pins: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Callers (SPIFFE ID or caller-header value) and the version a path without a version "
+            "prefix and without API-Version serves them; others get the current version."
+        ),
+        examples=[{"spiffe://gateway.local/service/billing": "v1"}],
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(default=True, description="Write one JSON line per request.")
 
@@ -312,6 +335,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"GATEWAY_WORKER_CLASS=asgi serves plain HTTP only, and GATEWAY_TLS_MODE is {self.tls_mode}: "
                 f"unset GATEWAY_WORKER_CLASS (the gateway's worker serves TLS) or set GATEWAY_TLS_MODE=off"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _pin_only_registered_versions(self) -> Self:
+        names = {entry.name.lower() for entry in self.versions}
+        unknown = sorted({version for version in self.version_pins.values() if version.lower() not in names})
+        if unknown:
+            raise ValueError(
+                f"GATEWAY_VERSION_PINS names {', '.join(unknown)}, not in GATEWAY_VERSIONS "
+                f"({', '.join(entry.name for entry in self.versions)})"
             )
         return self
 

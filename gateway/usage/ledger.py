@@ -1,71 +1,96 @@
 """One worker's count of who called which version, since it last handed the count on.
 
-The edge records every versioned request here: a dictionary lookup and a few additions,
-no lock, no I/O. Once a second (and on shutdown, and before a report) the worker takes
-what accumulated and adds it to the group's store (``store.UsageStore``), which sums the
-workers and keeps the counts across reloads. Memory is bounded: at most
-``callers_per_version`` named callers per version between two hand-overs, the rest
-counted as ``other``; routes are templates, a bounded set.
+The edge records every versioned request here: one tuple and one dictionary update, no
+lock, no clock, no I/O. Once a second (and on shutdown, and before a report) the worker
+takes what accumulated and adds it to the group's store (``store.UsageStore``), which
+sums the workers and keeps the counts across reloads; first and last seen are the bounds
+of the window a request was counted in, so they are exact to the hand-over interval.
+Memory is bounded: at most ``callers_per_version`` named callers per version between two
+hand-overs, the rest counted as ``other``; routes are templates, a bounded set.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 ANONYMOUS_CALLER = "anonymous"
 OTHER_CALLER = "other"
 UNMATCHED_ROUTE = "unmatched"
+# The edge's own refusal of a retired or browned-out version: a 410 that reached no route.
+REFUSED_STATUS = 410
+
+# (version, caller, route template or None, status)
+UsageKey = tuple[str, str, str | None, int]
 
 
 @dataclass
 class CallerCounts:
-    """What one caller did with one version, between two hand-overs."""
+    """What one caller did with one version within one window."""
 
     requests: int = 0
-    first_seen: float = 0.0
-    last_seen: float = 0.0
     refused: int = 0
     routes: Counter[str] = field(default_factory=Counter)
     status_classes: Counter[str] = field(default_factory=Counter)
 
 
-UsageBatch = dict[tuple[str, str], CallerCounts]
+@dataclass
+class UsageBatch:
+    """The counts of one window, ``started`` to ``ended`` (Unix time)."""
+
+    counts: dict[UsageKey, int]
+    started: float
+    ended: float
+
+    def __bool__(self) -> bool:
+        return bool(self.counts)
+
+    def by_caller(self) -> dict[tuple[str, str], CallerCounts]:
+        callers: dict[tuple[str, str], CallerCounts] = {}
+        for (version, caller, route, status), requests in self.counts.items():
+            counts = callers.get((version, caller))
+            if counts is None:
+                counts = callers[(version, caller)] = CallerCounts()
+            counts.requests += requests
+            counts.routes[route or UNMATCHED_ROUTE] += requests
+            counts.status_classes[f"{status // 100}xx"] += requests
+            if route is None and status == REFUSED_STATUS:
+                counts.refused += requests
+        return callers
 
 
 class UsageLedger:
     def __init__(self, callers_per_version: int) -> None:
         self.callers_per_version = callers_per_version
-        self._counts: UsageBatch = {}
-        self._callers: Counter[str] = Counter()
+        self._counts: dict[UsageKey, int] = {}
+        self._callers: dict[str, set[str]] = {}
+        self._started = time.time()
 
-    def record(
-        self, version: str, caller: str, route: str | None, status: int, now: float, *, refused: bool = False
-    ) -> None:
-        """Count one request (``refused``: answered 410 by a brownout or the sunset)."""
-        counts = self._counts.get((version, caller))
-        if counts is None:
-            counts = self._start(version, caller, now)
-        counts.requests += 1
-        counts.last_seen = now
-        counts.routes[route or UNMATCHED_ROUTE] += 1
-        counts.status_classes[f"{status // 100}xx"] += 1
-        if refused:
-            counts.refused += 1
+    def record(self, version: str, caller: str, route: str | None, status: int) -> None:
+        """Count one request."""
+        key = (version, caller, route, status)
+        counts = self._counts
+        requests = counts.get(key)
+        if requests is None:
+            key = self._admit(key)
+            requests = counts.get(key, 0)
+        counts[key] = requests + 1
 
-    def _start(self, version: str, caller: str, now: float) -> CallerCounts:
-        if caller != OTHER_CALLER and self._callers[version] >= self.callers_per_version:
-            caller = OTHER_CALLER
-            counts = self._counts.get((version, caller))
-            if counts is not None:
-                return counts
-        elif caller != OTHER_CALLER:
-            self._callers[version] += 1
-        counts = self._counts[(version, caller)] = CallerCounts(first_seen=now)
-        return counts
+    def _admit(self, key: UsageKey) -> UsageKey:
+        """The key itself while the version has room for its caller, else the caller as ``other``."""
+        version, caller, route, status = key
+        callers = self._callers.setdefault(version, set())
+        if caller in callers or caller == OTHER_CALLER:
+            return key
+        if len(callers) >= self.callers_per_version:
+            return (version, OTHER_CALLER, route, status)
+        callers.add(caller)
+        return key
 
     def take(self) -> UsageBatch:
-        """Everything counted since the last call; the ledger starts empty again."""
-        counts, self._counts = self._counts, {}
-        self._callers.clear()
-        return counts
+        """Everything counted since the last call; the ledger starts a new window."""
+        now = time.time()
+        batch = UsageBatch(self._counts, self._started, now)
+        self._counts, self._callers, self._started = {}, {}, now
+        return batch

@@ -10,11 +10,28 @@ import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
 if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from gateway.usage.recorder import UsageRecorder
     from gateway.usage.store import CallerUsage
     from gateway.versions import VersionEntry
 
 _SECONDS_PER_DAY = 86_400
+
+
+def lifecycle_route(entries: list[VersionEntry], usage: UsageRecorder) -> Route:
+    """``GET /internal/lifecycle``: the report, summed over the process group."""
+
+    async def report(request: Request) -> Response:
+        callers = await usage.callers()
+        return JSONResponse(lifecycle_report(entries, callers, datetime.now(UTC)))
+
+    return Route("/lifecycle", report, methods=["GET"], name="lifecycle")
 
 
 def lifecycle_report(

@@ -98,18 +98,11 @@ class UsageStore:
             connection = self._connect()
             connection.execute("BEGIN IMMEDIATE")
             try:
-                for (version, caller), counts in batch.items():
+                for (version, caller), counts in batch.by_caller().items():
                     named = self._admitted(connection, version, caller)
                     connection.execute(
                         _ADD_CALLER,
-                        (
-                            version,
-                            named,
-                            counts.requests,
-                            counts.refused,
-                            counts.first_seen,
-                            counts.last_seen,
-                        ),
+                        (version, named, counts.requests, counts.refused, batch.started, batch.ended),
                     )
                     connection.executemany(
                         _ADD_ROUTE, [(version, named, route, n) for route, n in counts.routes.items()]

@@ -92,8 +92,14 @@ def _refusal(**settings: Any) -> str:
     return describe_validation_error(caught.value)
 
 
-def test_the_json_settings_are_the_known_four() -> None:
-    assert JSON_SETTINGS == ["internal_allow", "tls_server_names", "trusted_proxies", "versions"]
+def test_the_json_settings_are_the_known_five() -> None:
+    assert JSON_SETTINGS == [
+        "internal_allow",
+        "tls_server_names",
+        "trusted_proxies",
+        "version_pins",
+        "versions",
+    ]
 
 
 @pytest.mark.parametrize("name", JSON_SETTINGS)
@@ -108,7 +114,7 @@ def test_invalid_json_is_named_by_its_variable_with_an_example(
     else:
         (tmp_path / variable).write_text(BROKEN_JSON)
         message = _refusal(_env_file=None, _secrets_dir=tmp_path)
-    kind = "object" if name == "internal_allow" else "list"
+    kind = "object" if name in ("internal_allow", "version_pins") else "list"
     assert message.startswith(
         f"{variable}: not valid JSON (Expecting ',' delimiter: line 1 column 6); it takes a JSON {kind} such as "
     ), message

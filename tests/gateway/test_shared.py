@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from asgi_lifespan import LifespanManager
-from starlette.routing import Mount
+from starlette.routing import Mount, Router
 
 from gateway.app import create_app
 from gateway.internal import InternalAccess
@@ -48,11 +48,11 @@ async def test_every_catalog_app_of_one_gateway_shares_one_store(
     make_settings: Callable[..., Settings],
 ) -> None:
     app = create_app(make_settings(versions=catalog_versions(), internal_app=INTERNAL_FACTORY))
-    mounted = [
-        route.app.app if isinstance(route.app, InternalAccess) else route.app
-        for route in app.routes
-        if isinstance(route, Mount)
-    ]
+    mounted = [route.app for route in app.routes if isinstance(route, Mount)]
+    for guard in [entry for entry in mounted if isinstance(entry, InternalAccess)]:
+        # /internal: the gateway's own routes, then the internal app at the guard's router's end.
+        assert isinstance(guard.app, Router)
+        mounted += [route.app for route in guard.app.routes if isinstance(route, Mount)]
     catalog_apps = [entry.app for entry in mounted if isinstance(entry, MountedApp)]
     assert len(catalog_apps) == 3
     async with LifespanManager(app):

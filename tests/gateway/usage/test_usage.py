@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from gateway.usage.ledger import OTHER_CALLER, UNMATCHED_ROUTE, UsageLedger
@@ -16,34 +17,39 @@ REPORTING = "spiffe://gateway.local/service/reporting"
 
 def test_a_ledger_counts_requests_routes_and_status_classes_per_caller() -> None:
     ledger = UsageLedger(callers_per_version=10)
-    ledger.record("v1", BILLING, "/v1/items/{item_id}", 200, now=100.0)
-    ledger.record("v1", BILLING, "/v1/items/{item_id}", 404, now=101.0)
-    ledger.record("v1", BILLING, None, 410, now=102.0, refused=True)
-    ledger.record("v2", BILLING, "/v2/items", 201, now=103.0)
+    before = time.time()
+    ledger.record("v1", BILLING, "/v1/items/{item_id}", 200)
+    ledger.record("v1", BILLING, "/v1/items/{item_id}", 404)
+    ledger.record("v1", BILLING, None, 410)  # The edge's refusal: no route reached.
+    ledger.record("v1", BILLING, "/v1/items/{item_id}", 410)  # The app's own 410 is no refusal.
+    ledger.record("v2", BILLING, "/v2/items", 201)
 
     batch = ledger.take()
-    billing_v1 = batch[("v1", BILLING)]
-    assert (billing_v1.requests, billing_v1.refused) == (3, 1)
-    assert (billing_v1.first_seen, billing_v1.last_seen) == (100.0, 102.0)
-    assert billing_v1.routes == {"/v1/items/{item_id}": 2, UNMATCHED_ROUTE: 1}
-    assert billing_v1.status_classes == {"2xx": 1, "4xx": 2}
-    assert batch[("v2", BILLING)].requests == 1
-    assert ledger.take() == {}
+    assert before - 1 <= batch.started <= batch.ended <= time.time()
+    callers = batch.by_caller()
+    billing_v1 = callers[("v1", BILLING)]
+    assert (billing_v1.requests, billing_v1.refused) == (4, 1)
+    assert billing_v1.routes == {"/v1/items/{item_id}": 3, UNMATCHED_ROUTE: 1}
+    assert billing_v1.status_classes == {"2xx": 1, "4xx": 3}
+    assert callers[("v2", BILLING)].requests == 1
+    assert not ledger.take()
 
 
 def test_a_ledger_counts_callers_past_its_cap_as_other() -> None:
     ledger = UsageLedger(callers_per_version=2)
     for number in range(5):
-        ledger.record("v1", f"caller-{number}", "/v1/items", 200, now=float(number))
-    ledger.record("v2", "caller-4", "/v2/items", 200, now=9.0)
+        ledger.record("v1", f"caller-{number}", "/v1/items", 200)
+    ledger.record("v1", "caller-0", "/v1/items", 200)
+    ledger.record("v2", "caller-4", "/v2/items", 200)
 
-    batch = ledger.take()
+    batch = ledger.take().by_caller()
     assert sorted(caller for version, caller in batch if version == "v1") == [
         "caller-0",
         "caller-1",
         OTHER_CALLER,
     ]
     assert batch[("v1", OTHER_CALLER)].requests == 3
+    assert batch[("v1", "caller-0")].requests == 2
     # The cap is per version.
     assert ("v2", "caller-4") in batch
 
@@ -55,18 +61,18 @@ def _store(location: str, cap: int = 10) -> UsageStore:
 def test_the_store_sums_workers_and_keeps_first_and_last_seen(tmp_path: Path) -> None:
     location = usage_location(str(tmp_path))
     first_worker, second_worker = _store(location), _store(location)
-    for worker, (start, routes) in (
-        (first_worker, (100.0, ["/a", "/a", "/b"])),
-        (second_worker, (50.0, ["/c"])),
-    ):
+    windows = {first_worker: ((100.0, 101.0), ["/a", "/a", "/b"]), second_worker: ((50.0, 51.0), ["/c"])}
+    for worker, (window, routes) in windows.items():
         ledger = UsageLedger(callers_per_version=10)
-        for offset, route in enumerate(routes):
-            ledger.record("v1", BILLING, route, 200, now=start + offset)
-        worker.add(ledger.take())
+        for route in routes:
+            ledger.record("v1", BILLING, route, 200)
+        batch = ledger.take()
+        batch.started, batch.ended = window
+        worker.add(batch)
 
     (billing,) = first_worker.callers()
     assert billing.requests == 4
-    assert (billing.first_seen, billing.last_seen) == (50.0, 102.0)
+    assert (billing.first_seen, billing.last_seen) == (50.0, 101.0)
     # The two most used routes, most used first.
     assert billing.top_routes == [("/a", 2), ("/b", 1)]
     assert billing.status_classes == {"2xx": 4}
@@ -79,8 +85,8 @@ def test_the_cap_holds_across_workers(tmp_path: Path) -> None:
     workers = [_store(location, cap=2) for _ in range(3)]
     for number, worker in enumerate(workers):
         ledger = UsageLedger(callers_per_version=2)
-        ledger.record("v1", f"caller-{number}", "/v1/items", 200, now=float(number))
-        ledger.record("v1", BILLING if number == 0 else REPORTING, "/v1/items", 200, now=float(number))
+        ledger.record("v1", f"caller-{number}", "/v1/items", 200)
+        ledger.record("v1", BILLING if number == 0 else REPORTING, "/v1/items", 200)
         worker.add(ledger.take())
 
     callers = {usage.caller: usage.requests for usage in workers[0].callers()}
@@ -93,7 +99,7 @@ def test_counts_outlive_the_workers_that_wrote_them(tmp_path: Path) -> None:
     location = usage_location(str(tmp_path))
     old_worker = _store(location)
     ledger = UsageLedger(callers_per_version=10)
-    ledger.record("v1", BILLING, "/v1/items", 200, now=1.0)
+    ledger.record("v1", BILLING, "/v1/items", 200)
     old_worker.add(ledger.take())
     old_worker.close()
 
@@ -103,8 +109,10 @@ def test_counts_outlive_the_workers_that_wrote_them(tmp_path: Path) -> None:
 
 def test_callers_are_listed_by_last_seen() -> None:
     store = _store(":memory:")
-    ledger = UsageLedger(callers_per_version=10)
-    ledger.record("v1", BILLING, "/v1/items", 200, now=1.0)
-    ledger.record("v1", REPORTING, "/v1/items", 200, now=2.0)
-    store.add(ledger.take())
+    for caller, window in ((BILLING, (1.0, 2.0)), (REPORTING, (2.0, 3.0))):
+        ledger = UsageLedger(callers_per_version=10)
+        ledger.record("v1", caller, "/v1/items", 200)
+        batch = ledger.take()
+        batch.started, batch.ended = window
+        store.add(batch)
     assert [usage.caller for usage in store.callers()] == [REPORTING, BILLING]

@@ -1,0 +1,93 @@
+"""A worker's usage accounting: the ledger the edge writes, handed to the group's store once
+a second, at shutdown, and before every report or scrape."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import CounterMetricFamily
+
+from gateway.usage.ledger import UsageLedger
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+    from prometheus_client.core import Metric
+
+    from gateway.usage.ledger import UsageBatch
+    from gateway.usage.store import CallerUsage, UsageStore
+
+HAND_OVER_SECONDS = 1.0
+logger = logging.getLogger("gateway.usage")
+
+
+class UsageRecorder:
+    def __init__(self, store: UsageStore) -> None:
+        self.store = store
+        self.ledger = UsageLedger(store.callers_per_version)
+        # The edge calls this for every versioned request.
+        self.record = self.ledger.record
+
+    def hand_over(self) -> None:
+        """Add what this worker counted to the group's store, from the event loop's thread."""
+        self._store(self.ledger.take())
+
+    async def hand_over_aside(self) -> None:
+        """The same, with the SQLite transaction in a thread; the ledger is only ever
+        touched from the event loop's thread, where the edge writes it."""
+        await asyncio.to_thread(self._store, self.ledger.take())
+
+    def _store(self, batch: UsageBatch) -> None:
+        try:
+            self.store.add(batch)
+        except Exception:
+            # The counts are an aid to deciding a sunset; a locked or full disk must not
+            # fail requests. What this batch held is lost, and said so.
+            logger.exception("usage counts of %d requests could not be stored", sum(batch.counts.values()))
+
+    async def callers(self) -> list[CallerUsage]:
+        """The group's counts, this worker's latest included."""
+        await self.hand_over_aside()
+        return await asyncio.to_thread(self.store.callers)
+
+    @contextlib.asynccontextmanager
+    async def handing_over(self, interval: float = HAND_OVER_SECONDS) -> AsyncIterator[None]:
+        """Hand the counts over every ``interval`` seconds while in the block, and once at its end."""
+
+        async def hand_over_every() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                await self.hand_over_aside()
+
+        task = asyncio.get_running_loop().create_task(hand_over_every())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self.hand_over()
+            self.store.close()
+
+
+class UsageCollector:
+    """``gateway_version_requests_total{version, caller}`` for Prometheus, from the group's store."""
+
+    def __init__(self, recorder: UsageRecorder | None, store: UsageStore) -> None:
+        self.recorder = recorder
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        if self.recorder is not None:
+            self.recorder.hand_over()
+        family = CounterMetricFamily(
+            "gateway_version_requests",
+            "Requests per API version and caller (callers past the cap counted as 'other').",
+            labels=["version", "caller"],
+        )
+        for usage in self.store.callers():
+            family.add_metric([usage.version, usage.caller], usage.requests)
+        yield family
