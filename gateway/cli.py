@@ -1,4 +1,4 @@
-"""The ``gateway`` command: ``config``, ``dev``, ``serve``, ``certs`` and ``call``."""
+"""The ``gateway`` command: ``config``, ``dev``, ``serve``, ``certs``, ``db``, ``call``, ``contracts`` and ``lifecycle``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from gateway.cli_call import add_call_command
 from gateway.cli_certs import add_certs_commands
 from gateway.cli_contracts import add_contracts_commands
 from gateway.cli_db import add_db_commands, prepare_database
+from gateway.cli_lifecycle import add_lifecycle_command
 from gateway.logs import logging_config
 from gateway.serving.listen_address import bind_problem, host_and_port
 from gateway.settings import ENV_PREFIX, InvalidSettingsError, Settings, load_settings
@@ -139,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_certs_commands(commands)
     add_contracts_commands(commands)
+    add_lifecycle_command(commands)
     add_db_commands(commands)
     add_call_command(commands)
     dev = commands.add_parser("dev", help="run Uvicorn with reload, watching only the source folders")

@@ -128,23 +128,27 @@ def _is_text(response: httpx.Response) -> bool:
     return media_type.startswith("text/") or media_type.endswith(("/json", "+json", "/x-ndjson"))
 
 
+def client_for(target: str, arguments: argparse.Namespace, settings: Settings) -> tuple[str, httpx.Client]:
+    """The URL of ``target`` (a URL, or a path on this gateway) and a client for it: over
+    mutual TLS with the certificate the arguments name (--as, --cert, --key, --ca), or plain."""
+    url = _url(target, settings)
+    plain = url.startswith("http://")
+    if plain and (arguments.service or arguments.cert):
+        _fail(f"{url} is plain HTTP: a client certificate needs https")
+    return url, _plain_client() if plain else sync_client(_certificate(arguments, settings))
+
+
 def _call(arguments: argparse.Namespace) -> None:
     from gateway.cli import _load_settings  # gateway.cli imports this module to register it.
 
     settings = _load_settings()
-    url = _url(arguments.url, settings)
-    plain = url.startswith("http://")
-    if plain and (arguments.service or arguments.cert):
-        _fail(f"{url} is plain HTTP: a client certificate needs https")
+    url, client = client_for(arguments.url, arguments, settings)
     body = _body(arguments.data)
     method = (arguments.method or ("POST" if body is not None else "GET")).upper()
     headers = _headers(arguments.header, body is not None)
     output = sys.stdout.buffer
     try:
-        with (
-            _plain_client() if plain else sync_client(_certificate(arguments, settings)) as client,
-            client.stream(method, url, content=body, headers=headers) as response,
-        ):
+        with client, client.stream(method, url, content=body, headers=headers) as response:
             if arguments.include:
                 output.write(f"HTTP/1.1 {response.status_code} {response.reason_phrase}\r\n".encode())
                 for name, value in response.headers.multi_items():

@@ -1,4 +1,5 @@
-"""The README's mTLS walk-through, run as written: it must end with a successful export."""
+"""The README's walk-throughs, run as written: the mTLS one must end with a successful export,
+the retirement one with both callers refused in a brownout and counted."""
 
 from __future__ import annotations
 
@@ -19,20 +20,45 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 WALKTHROUGH_HEADING = "### Service-to-service with mTLS: a walk-through"
+RETIREMENT_HEADING = "### Retiring a version: a walk-through"
 # Gunicorn drains for up to its graceful timeout; this is well past it.
 GROUP_STOP_TIMEOUT = 30.0
 _FIRST_SHELL_BLOCK = re.compile(r"```sh\n(.*?)```", re.DOTALL)
 
 
-def walkthrough_commands() -> str:
+def walkthrough_commands(heading: str = WALKTHROUGH_HEADING) -> str:
     readme = (PROJECT_ROOT / "README.md").read_text()
-    section = readme[readme.index(WALKTHROUGH_HEADING) :]
+    section = readme[readme.index(heading) :]
     block = _FIRST_SHELL_BLOCK.search(section)
     assert block is not None, "the walk-through has no sh block"
     return block.group(1)
 
 
 def test_the_walkthrough_ends_with_a_successful_export(tmp_path: Path) -> None:
+    returncode, printed, complained = _run_walkthrough(walkthrough_commands(), tmp_path)
+    assert returncode == 0, f"{printed}\n{complained}"
+    # The gateway's own JSON log lines are interleaved; the export's lines are items.
+    items = [line for line in map(_json_or_none, printed.splitlines()) if line and "revision" in line]
+    assert [(item["id"], item["name"], item["price"]["amount"]) for item in items] == [(1, "Teapot", "12.50")]
+    # The refused export came before, and said why.
+    assert "403 Forbidden" in complained
+
+
+def test_the_retirement_walkthrough_names_both_callers_and_their_brownout_refusals(tmp_path: Path) -> None:
+    returncode, printed, complained = _run_walkthrough(walkthrough_commands(RETIREMENT_HEADING), tmp_path)
+    assert returncode == 0, f"{printed}\n{complained}"
+    reports = [block for block in printed.split("\nv1 (")[1:] if block.startswith("deprecated")]
+    assert len(reports) == 2, printed
+    before, during = reports
+    for service in ("billing", "reporting"):
+        assert f"spiffe://gateway.local/service/{service}: 1 requests," in before, before
+        # Counted across the reload (two workers replaced), with the brownout's refusal.
+        assert f"spiffe://gateway.local/service/{service}: 2 requests, 1 refused," in during, during
+    assert "IN A BROWNOUT NOW" in during
+    assert complained.count("410 Gone") == 2, complained
+
+
+def _run_walkthrough(commands: str, tmp_path: Path) -> tuple[int, str, str]:
     # A fresh folder with the project's .venv in it, as after the README's first command.
     (tmp_path / ".venv").symlink_to(PROJECT_ROOT / ".venv")
     environment = {name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)}
@@ -42,7 +68,7 @@ def test_the_walkthrough_ends_with_a_successful_export(tmp_path: Path) -> None:
     with output.open("w") as stdout, errors.open("w") as stderr:
         # Files, not pipes: the gateway started in the background inherits them and outlives bash.
         process = subprocess.Popen(
-            ["bash", "-c", walkthrough_commands()],
+            ["bash", "-c", commands],
             cwd=tmp_path,
             env=environment,
             stdout=stdout,
@@ -54,13 +80,7 @@ def test_the_walkthrough_ends_with_a_successful_export(tmp_path: Path) -> None:
             returncode = process.wait(timeout=120)
         finally:
             _stop_group(process.pid)
-    printed, complained = output.read_text(), errors.read_text()
-    assert returncode == 0, f"{printed}\n{complained}"
-    # The gateway's own JSON log lines are interleaved; the export's lines are items.
-    items = [line for line in map(_json_or_none, printed.splitlines()) if line and "revision" in line]
-    assert [(item["id"], item["name"], item["price"]["amount"]) for item in items] == [(1, "Teapot", "12.50")]
-    # The refused export came before, and said why.
-    assert "403 Forbidden" in complained
+    return returncode, output.read_text(), errors.read_text()
 
 
 def _json_or_none(line: str) -> dict[str, Any] | None:

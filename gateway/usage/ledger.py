@@ -14,6 +14,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ANONYMOUS_CALLER = "anonymous"
 OTHER_CALLER = "other"
@@ -61,11 +65,15 @@ class UsageBatch:
 
 
 class UsageLedger:
-    def __init__(self, callers_per_version: int) -> None:
+    def __init__(self, callers_per_version: int, on_new_caller: Callable[[], None] | None = None) -> None:
         self.callers_per_version = callers_per_version
         self._counts: dict[UsageKey, int] = {}
         self._callers: dict[str, set[str]] = {}
         self._started = time.time()
+        # Callers this worker has counted before, per version (bounded by the cap): the first
+        # request of a new one is handed over at once, so a report names it within moments.
+        self._known: set[tuple[str, str]] = set()
+        self._on_new_caller = on_new_caller
 
     def record(self, version: str, caller: str, route: str | None, status: int) -> None:
         """Count one request."""
@@ -81,11 +89,15 @@ class UsageLedger:
         """The key itself while the version has room for its caller, else the caller as ``other``."""
         version, caller, route, status = key
         callers = self._callers.setdefault(version, set())
-        if caller in callers or caller == OTHER_CALLER:
-            return key
-        if len(callers) >= self.callers_per_version:
-            return (version, OTHER_CALLER, route, status)
-        callers.add(caller)
+        if caller not in callers and caller != OTHER_CALLER:
+            if len(callers) >= self.callers_per_version:
+                key = (version, OTHER_CALLER, route, status)
+            else:
+                callers.add(caller)
+        if (key[0], key[1]) not in self._known:
+            self._known.add((key[0], key[1]))
+            if self._on_new_caller is not None:
+                self._on_new_caller()
         return key
 
     def take(self) -> UsageBatch:

@@ -27,7 +27,8 @@ logger = logging.getLogger("gateway.usage")
 class UsageRecorder:
     def __init__(self, store: UsageStore) -> None:
         self.store = store
-        self.ledger = UsageLedger(store.callers_per_version)
+        self._new_caller = asyncio.Event()
+        self.ledger = UsageLedger(store.callers_per_version, on_new_caller=self._new_caller.set)
         # The edge calls this for every versioned request.
         self.record = self.ledger.record
 
@@ -55,11 +56,17 @@ class UsageRecorder:
 
     @contextlib.asynccontextmanager
     async def handing_over(self, interval: float = HAND_OVER_SECONDS) -> AsyncIterator[None]:
-        """Hand the counts over every ``interval`` seconds while in the block, and once at its end."""
+        """Hand the counts over every ``interval`` seconds while in the block (at once when a
+        caller appears that this worker had not seen), and once at its end."""
 
         async def hand_over_every() -> None:
             while True:
-                await asyncio.sleep(interval)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+                # cancellation that ends this task when the event fires at the same moment.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(interval):
+                        await self._new_caller.wait()
+                self._new_caller.clear()
                 await self.hand_over_aside()
 
         task = asyncio.get_running_loop().create_task(hand_over_every())

@@ -5,7 +5,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+import anyio
+import anyio.lowlevel
+import pytest
+
 from gateway.usage.ledger import OTHER_CALLER, UNMATCHED_ROUTE, UsageLedger
+from gateway.usage.recorder import UsageRecorder
 from gateway.usage.store import UsageStore, usage_location
 
 if TYPE_CHECKING:
@@ -116,3 +121,16 @@ def test_callers_are_listed_by_last_seen() -> None:
         batch.started, batch.ended = window
         store.add(batch)
     assert [usage.caller for usage in store.callers()] == [REPORTING, BILLING]
+
+
+@pytest.mark.anyio
+async def test_handing_over_stops_even_when_a_new_caller_arrives_as_it_stops() -> None:
+    recorder = UsageRecorder(_store(":memory:"))
+    started = time.monotonic()
+    with anyio.move_on_after(5):
+        async with recorder.handing_over(interval=60):
+            await anyio.lowlevel.checkpoint()  # The hand-over task now waits for a new caller.
+            # A new caller wakes it in the same loop pass as the cancellation that ends it
+            # (Python 3.11's wait_for swallowed that cancellation: the shutdown hung).
+            recorder.record("v1", BILLING, "/v1/items", 200)
+    assert time.monotonic() - started < 2
