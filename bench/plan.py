@@ -125,6 +125,7 @@ SERVERS = {
         ServerSpec("gateway", "gateway, defaults, Uvicorn", _gateway_uvicorn(), _settings(), _READY),
         ServerSpec("gateway-hello", "gateway + the FastAPI route as version /v3, Uvicorn", _gateway_uvicorn(), _settings(versions=_hello_registry()), _READY),
         ServerSpec("gateway-hello-nolog", "that gateway, access log off", _gateway_uvicorn(), _settings(versions=_hello_registry(), access_log="false"), _READY),
+        ServerSpec("gateway-hello-nousage", "that gateway, usage accounting off", _gateway_uvicorn(), _settings(versions=_hello_registry(), usage="false"), _READY),
         ServerSpec("gateway-hello-bare", "that gateway, access log and metrics off", _gateway_uvicorn(), _settings(versions=_hello_registry(), access_log="false", metrics_enabled="false"), _READY),
         ServerSpec("gateway-zttp", "gateway, Uvicorn --http zttp", _gateway_uvicorn(http="zttp"), _settings(), _READY),
         ServerSpec("serve-1", "gateway serve: Gunicorn + GatewayWorker, 1 worker", _gateway_serve(1), _settings(), _READY),
@@ -160,6 +161,8 @@ def build_rows(etag: str) -> list[Row]:
         # What the gateway's optional layers cost on R4: the access log, then metrics too.
         Row("R4a", "R4, access log off", "gateway-hello-nolog", Request("/v3/hello"), compare_to="R2"),
         Row("R4b", "R4, access log and metrics off", "gateway-hello-bare", Request("/v3/hello"), compare_to="R2"),
+        # What counting requests per version and caller costs (issue 13's goal: R4 at least 0.97 x R4c).
+        Row("R4c", "R4, usage accounting off", "gateway-hello-nousage", Request("/v3/hello"), compare_to="R4"),
         Row("R5", "R2 under the naive gateway", "naive-hello", Request("/v3/hello"), compare_to="R2"),
         Row("2a", "naive gateway", "naive", Request("/v2" + item)),
         Row("2b", "naive gateway", "naive", Request("/v2" + page)),

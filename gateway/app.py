@@ -74,7 +74,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *health_routes(health),
             *([metrics_route(metrics)] if metrics is not None and settings.metrics_port is None else []),
             *(Mount(version.prefix, app=version, name=version.name) for version in versions),
-            internal_mount(internal, settings, lifecycle_route(settings.versions, usage)),
+            internal_mount(
+                internal, settings, *([lifecycle_route(settings.versions, usage)] if usage else [])
+            ),
             *discovery_routes(
                 settings.versions, public_url=settings.public_url, internal=internal is not None
             ),
@@ -101,8 +103,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return app
 
 
-def _usage_recorder(settings: Settings, metrics: GatewayMetrics | None) -> UsageRecorder:
+def _usage_recorder(settings: Settings, metrics: GatewayMetrics | None) -> UsageRecorder | None:
     """Usage by caller, in the file the process group shares (its metrics directory) or in memory."""
+    if not settings.usage:
+        return None
     location = usage_location(os.environ.get(MULTIPROCESS_DIRECTORY_VARIABLE))
     recorder = UsageRecorder(UsageStore(location, settings.usage_callers_per_version))
     if metrics is not None:
@@ -129,7 +133,10 @@ class GatewayRoot(Starlette):
 
 
 def _run_lifespans(
-    mounted_apps: list[MountedApp], health: HealthState, metrics: GatewayMetrics | None, usage: UsageRecorder
+    mounted_apps: list[MountedApp],
+    health: HealthState,
+    metrics: GatewayMetrics | None,
+    usage: UsageRecorder | None,
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -141,7 +148,8 @@ def _run_lifespans(
                 await stack.enter_async_context(mounted.lifespan())
             if metrics is not None:
                 await stack.enter_async_context(metrics.publishing())
-            await stack.enter_async_context(usage.handing_over())
+            if usage is not None:
+                await stack.enter_async_context(usage.handing_over())
             _freeze_startup_objects()
             try:
                 yield

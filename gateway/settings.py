@@ -293,6 +293,10 @@ class Settings(BaseSettings):
             "caller of a request with no verified identity, believed only from GATEWAY_TRUSTED_PROXIES."
         ),
     )
+    usage: bool = Field(
+        default=True,
+        description="Count requests per version and caller (/internal/lifecycle, gateway lifecycle).",
+    )
     usage_callers_per_version: int = Field(
         default=100,
         ge=1,

@@ -142,3 +142,11 @@ async def test_metrics_count_requests_per_version_and_caller(
     await client_of("billing").get("/v1/hello")
     text = (await client_of(None).get("/metrics")).text
     assert f'gateway_version_requests_total{{caller="{spiffe_id("billing")}",version="v1"}} 2.0' in text
+
+
+async def test_usage_accounting_can_be_switched_off(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(internal_allow={"GET /internal/lifecycle": [spiffe_id(OPS)]}, usage=False)
+    async with clients_by_identity(create_app(settings)) as client_of:
+        assert (await client_of("billing").get("/v3/hello")).status_code == 200
+        assert (await client_of(OPS).get("/internal/lifecycle")).status_code == 404
+        assert "gateway_version_requests" not in (await client_of(None).get("/metrics")).text
