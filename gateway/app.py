@@ -78,7 +78,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 internal, settings, *([lifecycle_route(settings.versions, usage)] if usage else [])
             ),
             *discovery_routes(
-                settings.versions, public_url=settings.public_url, internal=internal is not None
+                settings.versions,
+                public_url=settings.public_url,
+                internal=internal is not None,
+                documents=lambda: {version.name: version.app.openapi() for version in versions},
             ),
             docs_assets_mount(),
         ],

@@ -1,20 +1,23 @@
 """How clients find the versions: a JSON index at ``/``, the RFC 9727 API catalog at
-``/.well-known/api-catalog`` and a ``/docs`` landing page for people."""
+``/.well-known/api-catalog`` and ``/docs``, every version's Swagger UI behind one switcher."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.docs import render_landing_page
+from gateway.docs import docs_assets_url, with_content_security_policy
+from gateway.docs_portal import docs_notes_source, render_docs_portal
 from gateway.routing import server_root_path
 from gateway.versions import Lifecycle
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from starlette.requests import Request
 
     from gateway.versions import VersionEntry
@@ -39,6 +42,7 @@ class VersionLinks:
     docs: str | None
     redoc: str | None
     openapi: str | None
+    migration_guide: str | None = None
 
 
 def _under(base: str | None, path: str) -> str | None:
@@ -62,18 +66,24 @@ def version_links(entries: list[VersionEntry], root_path: str, now: datetime) ->
                 docs=_under(base, "/docs"),
                 redoc=_under(base, "/redoc"),
                 openapi=_under(base, "/openapi.json"),
+                migration_guide=entry.migration_guide,
             )
         )
     return links
 
 
 def discovery_routes(
-    entries: list[VersionEntry], *, public_url: str | None = None, internal: bool = False
+    entries: list[VersionEntry],
+    *,
+    public_url: str | None = None,
+    internal: bool = False,
+    documents: Callable[[], dict[str, dict[str, Any]]] = dict,
 ) -> list[Route]:
     """The index, the API catalog and the landing page. Their links are paths, or absolute
     on ``public_url`` in the catalog: never built from the request's ``Host``, which a
     client chooses and a shared cache would then serve to everyone."""
     origin = public_url or ""
+    migration_notes = docs_notes_source(documents)
 
     def links(request: Request) -> list[VersionLinks]:
         return version_links(entries, server_root_path(request.scope), datetime.now(UTC))
@@ -113,12 +123,13 @@ def discovery_routes(
             headers={"Link": f'<{request.url.path}>; rel="api-catalog"'},
         )
 
-    async def landing_page(request: Request) -> Response:
-        return HTMLResponse(render_landing_page(links(request)))
+    async def docs_portal(request: Request) -> Response:
+        page = render_docs_portal(links(request), docs_assets_url(request.scope), migration_notes)
+        return with_content_security_policy(HTMLResponse(page))
 
     return [
         Route("/", index, methods=["GET"], name="index"),
         # RFC 9727 section 3: the catalog answers HEAD as well (Starlette adds HEAD to GET routes).
         Route("/.well-known/api-catalog", api_catalog, methods=["GET"], name="api_catalog"),
-        Route("/docs", landing_page, methods=["GET"], name="docs"),
+        Route("/docs", docs_portal, methods=["GET"], name="docs"),
     ]

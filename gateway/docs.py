@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,8 +24,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from starlette.requests import Request
     from starlette.responses import HTMLResponse
-
-    from gateway.discovery import VersionLinks
+    from starlette.types import Scope
 
 DOCS_ASSETS_PREFIX = "/static/docs"
 _DOCS_ASSETS_DIRECTORY = Path(fastapi_offline.__file__).parent / "static"
@@ -35,7 +33,7 @@ _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 _SWAGGER_UI_PARAMETERS = {"validatorUrl": None}
 
 
-def _with_content_security_policy(page: HTMLResponse) -> HTMLResponse:
+def with_content_security_policy(page: HTMLResponse) -> HTMLResponse:
     """Let the page load nothing but what the gateway serves.
 
     The bundled ReDoc always renders a footer logo from cdn.redoc.ly; a policy is the one
@@ -59,8 +57,8 @@ def docs_assets_mount() -> Mount:
     return Mount(DOCS_ASSETS_PREFIX, StaticFiles(directory=_DOCS_ASSETS_DIRECTORY), name="docs_assets")
 
 
-def _assets_url(request: Request) -> str:
-    return server_root_path(request.scope) + DOCS_ASSETS_PREFIX
+def docs_assets_url(scope: Scope) -> str:
+    return server_root_path(scope) + DOCS_ASSETS_PREFIX
 
 
 def install_offline_docs(app: FastAPI) -> None:
@@ -74,7 +72,7 @@ def install_offline_docs(app: FastAPI) -> None:
     title = app.title
 
     async def swagger_ui(request: Request) -> HTMLResponse:
-        assets = _assets_url(request)
+        assets = docs_assets_url(request.scope)
         page = get_swagger_ui_html(
             openapi_url=request.scope.get("root_path", "").rstrip("/") + openapi_path,
             title=f"{title} - Swagger UI",
@@ -83,10 +81,10 @@ def install_offline_docs(app: FastAPI) -> None:
             swagger_favicon_url=f"{assets}/favicon.png",
             swagger_ui_parameters=_SWAGGER_UI_PARAMETERS,
         )
-        return _with_content_security_policy(page)
+        return with_content_security_policy(page)
 
     async def redoc(request: Request) -> HTMLResponse:
-        assets = _assets_url(request)
+        assets = docs_assets_url(request.scope)
         page = get_redoc_html(
             openapi_url=request.scope.get("root_path", "").rstrip("/") + openapi_path,
             title=f"{title} - ReDoc",
@@ -94,34 +92,7 @@ def install_offline_docs(app: FastAPI) -> None:
             redoc_favicon_url=f"{assets}/favicon.png",
             with_google_fonts=False,
         )
-        return _with_content_security_policy(page)
+        return with_content_security_policy(page)
 
     app.add_route("/docs", swagger_ui, include_in_schema=False)
     app.add_route("/redoc", redoc, include_in_schema=False)
-
-
-def _docs_links(version: VersionLinks) -> str:
-    if version.docs is None or version.redoc is None or version.openapi is None:
-        return ""  # Past its sunset: nothing to link to.
-    return (
-        f' &middot; <a href="{html.escape(version.docs)}">Swagger UI</a>'
-        f' &middot; <a href="{html.escape(version.redoc)}">ReDoc</a>'
-        f' &middot; <a href="{html.escape(version.openapi)}">OpenAPI schema</a>'
-    )
-
-
-def render_landing_page(versions: list[VersionLinks]) -> str:
-    rows = "\n".join(
-        f'<li id="{html.escape(version.name)}"><strong>{html.escape(version.name)}</strong> '
-        f"({html.escape(version.status)}"
-        + (f", sunset {html.escape(version.sunset)}" if version.sunset else "")
-        + (f", use {html.escape(version.successor)} instead" if version.successor else "")
-        + ")"
-        + _docs_links(version)
-        + "</li>"
-        for version in versions
-    )
-    return (
-        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>API documentation</title></head>"
-        f"<body><h1>API documentation</h1><ul>\n{rows}\n</ul></body></html>"
-    )

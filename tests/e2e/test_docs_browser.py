@@ -203,3 +203,42 @@ def test_redoc_asks_nothing_of_the_internet(catalog_server: ServerProcess, guard
     expect(page.get_by_role("link", name="API docs by Redocly")).to_be_attached()
     page.wait_for_timeout(1_000)
     assert guarded_page.blocked == []
+
+
+def test_one_docs_page_switches_between_versions(
+    catalog_server: ServerProcess, guarded_page: GuardedPage
+) -> None:
+    v1, v2 = (schema_of(catalog_server.origin, prefix) for prefix in ("/v1", "/v2"))
+    page = guarded_page.page
+    page.goto(f"{catalog_server.origin}/docs")
+
+    # The current version first; the deprecated one is marked, with its sunset.
+    assert rendered_operations(page) == operations_in(v2)
+    labels = page.locator("#version option").all_inner_texts()
+    assert labels[0].startswith("v1 (deprecated, sunset ")
+    assert labels[1] == "v2 (current)"
+    expect(page.locator("#migration")).to_be_hidden()
+
+    page.select_option("#version", "v1")
+    expect(page.locator(".info .title")).to_contain_text(title_of(v1))
+    assert rendered_operations(page) == operations_in(v1)
+    # No migration guide is configured: the changes to v2 stand in for one.
+    expect(page.locator("#migration")).to_contain_text("Moving from v1 to v2")
+    expect(page.locator("#migration")).to_contain_text("PUT /items/{item_id}: operation removed")
+    assert page.url.endswith("/docs#v1")
+    assert guarded_page.blocked == []
+    assert guarded_page.page_errors == []
+
+
+def test_the_deprecation_link_opens_the_docs_on_its_version(
+    catalog_server: ServerProcess, guarded_page: GuardedPage
+) -> None:
+    with loopback_client(catalog_server.origin) as client:
+        links = client.get("/v1/items").headers.get_list("link")
+    (deprecation,) = [link for link in links if 'rel="deprecation"' in link]
+    target = deprecation.split(">", 1)[0].lstrip("<")
+    page = guarded_page.page
+    page.goto(f"{catalog_server.origin}{target}")
+    assert rendered_operations(page) == operations_in(schema_of(catalog_server.origin, "/v1"))
+    expect(page.locator("#version")).to_have_value("v1")
+    assert guarded_page.page_errors == []
