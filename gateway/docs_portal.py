@@ -19,6 +19,8 @@ from gateway.contracts.diff import compare_documents
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from gateway.contracts.schemas import Change
+
     from gateway.discovery import VersionLinks
 
 # Swagger UI's default validator badge asks validator.swagger.io about the schema.
@@ -58,21 +60,19 @@ def docs_notes_source(documents: Callable[[], dict[str, dict[str, Any]]]) -> Cal
     return notes
 
 
-def render_migration_notes(old: str, new: str, changes: list[Any]) -> str:
+def render_migration_notes(old: str, new: str, changes: list[Change]) -> str:
     breaking = [change for change in changes if change.breaking]
     additive = [change for change in changes if not change.breaking]
-    parts = [f"<h2>Moving from {html.escape(old)} to {html.escape(new)}</h2>"]
-    for title, group in (
-        ("What changes for callers of " + old, breaking),
-        ("What " + new + " adds", additive),
-    ):
+    summary = f"Moving from {old} to {new}: {len(breaking)} breaking changes, {len(additive)} additions"
+    parts = [f"<details><summary><strong>{html.escape(summary)}</strong></summary>"]
+    for title, group in ((f"What changes for callers of {old}", breaking), (f"What {new} adds", additive)):
         if group:
             items = "".join(
                 f"<li><code>{html.escape(change.where)}</code>: {html.escape(change.what)}</li>"
                 for change in group
             )
             parts.append(f"<h3>{html.escape(title)}</h3><ul>{items}</ul>")
-    return "".join(parts)
+    return "".join(parts) + "</details>"
 
 
 def render_docs_portal(
