@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from gateway.contracts.schemas import Change
-
     from gateway.discovery import VersionLinks
 
 # Swagger UI's default validator badge asks validator.swagger.io about the schema.
