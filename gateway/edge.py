@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from gateway.version_choice import VersionChoice
 
 logger = logging.getLogger("gateway.edge")
-_API_VERSION_RESPONSE_HEADER = b"api-version"
+# An answer the edge gives itself: status, problem body, extra headers.
+_Refusal = tuple[int, bytes] | tuple[int, bytes, tuple[bytes, bytes]]
 # A first path segment that names a version the registry lacks, rather than a resource.
 _LOOKS_LIKE_A_VERSION = re.compile(r"^/v[0-9]+(\.[0-9]+)*$", re.IGNORECASE)
 
@@ -160,7 +161,19 @@ class GatewayEdge:
             self.metrics.requests_in_flight += 1
         try:
             self._read_headers(exchange)
-            await self._serve(exchange, receive)
+            # The steps that decide are plain functions: one coroutine per request, the app's.
+            refusal = (
+                self._choose_version(exchange)
+                or self._apply_lifecycle(exchange)
+                or self._check_body(exchange)
+            )
+            if refusal is not None:
+                await exchange.answer(*refusal)
+            else:
+                target = self._target(exchange)
+                if exchange.has_body:
+                    receive = limited_receive(receive, self.max_body_size)
+                await target(scope, receive, exchange.send_with_headers)
         except BaseException as error:
             await self._answer_failure(exchange, error)
         finally:
@@ -197,57 +210,67 @@ class GatewayEdge:
         bind_request_id(exchange.request_id)
         exchange.extra_headers.append((REQUEST_ID_HEADER, exchange.request_id.encode()))
 
-    async def _serve(self, exchange: _Exchange, receive: Receive) -> None:
+    def _choose_version(self, exchange: _Exchange) -> _Refusal | None:
+        """Find the version that serves the request, if any; a refusal for an unknown one."""
         scope = exchange.scope
-        root_path = scope.get("root_path", "")
-        exchange.route_path = route_path_of(scope["path"], root_path)
-        exchange.prefix = _version_prefix(exchange.route_path)
-        if not await self._choose_version(exchange):
-            return
-        policy = exchange.policy
-        if policy is not None:
-            exchange.extra_headers.append((_API_VERSION_RESPONSE_HEADER, policy.entry.name.encode()))
-            exchange.extra_headers.extend(policy.response_headers(root_path))
-            now = time.time()
-            if policy.is_gone(now):
-                await exchange.answer(410, policy.gone_body(scope["path"], datetime.fromtimestamp(now, UTC)))
-                return
-        if declared_too_large(exchange.content_length, self.max_body_size):
-            await self._refuse_body(exchange)
-            return
-        if exchange.has_body:
-            receive = limited_receive(receive, self.max_body_size)
-        await self._dispatch(exchange, receive, root_path)
-
-    async def _choose_version(self, exchange: _Exchange) -> bool:
-        """Find the version that serves the request; False when the request was answered."""
-        prefix = exchange.prefix
+        exchange.route_path = route_path = route_path_of(scope["path"], scope.get("root_path", ""))
+        exchange.prefix = prefix = _version_prefix(route_path)
         exchange.policy = self.policies.get(prefix)
-        if exchange.policy is not None or prefix in RESERVED_PREFIXES or exchange.route_path == "/":
-            return True
+        if exchange.policy is not None or prefix in RESERVED_PREFIXES or route_path == "/":
+            return None
         if _LOOKS_LIKE_A_VERSION.match(prefix):
-            return True  # "/v9/...": the root's 404 lists the versions there are.
+            return None  # "/v9/...": the root's 404 lists the versions there are.
         # No version in the path: the API-Version header names it, or the caller's pin, or
         # the current version serves it.
+        chosen: VersionPolicy | UnknownVersion | None
         if exchange.api_version is not None:
             chosen = self.versions.for_header(exchange.api_version)
-            if isinstance(chosen, UnknownVersion):
-                await exchange.answer(
-                    400,
-                    problem_bytes(400, chosen.detail, instance=exchange.scope["path"], versions=chosen.known),
-                )
-                return False
         elif self.versions.pinned_callers:
-            chosen_or_none = self.versions.for_caller(self._caller(exchange))
-            if chosen_or_none is None:
-                return True
-            chosen = chosen_or_none
-        elif self.versions.default is not None:
-            chosen = self.versions.default
+            chosen = self.versions.for_caller(self._caller(exchange))
         else:
-            return True
-        self._address_version(exchange, chosen)
-        return True
+            chosen = self.versions.default
+        if isinstance(chosen, UnknownVersion):
+            return 400, problem_bytes(400, chosen.detail, instance=scope["path"], versions=chosen.known)
+        if chosen is not None:
+            self._address_version(exchange, chosen)
+        return None
+
+    def _apply_lifecycle(self, exchange: _Exchange) -> _Refusal | None:
+        """The version's headers on the response; 410 past its sunset or in a brownout."""
+        policy = exchange.policy
+        if policy is None:
+            return None
+        scope = exchange.scope
+        exchange.extra_headers.extend(policy.response_headers(scope.get("root_path", "")))
+        now = time.time()
+        if policy.is_gone(now):
+            return 410, policy.gone_body(scope["path"], datetime.fromtimestamp(now, UTC))
+        return None
+
+    def _check_body(self, exchange: _Exchange) -> _Refusal | None:
+        """413 for a declared body over the limit, before the app reads any of it."""
+        if not declared_too_large(exchange.content_length, self.max_body_size):
+            return None
+        return self._body_refusal(exchange)
+
+    def _target(self, exchange: _Exchange) -> ASGIApp:
+        """What serves the request: the liveness probe or the version's Mount directly,
+        with the scope the router would have built, or the root's own stack."""
+        scope, route_path, prefix = exchange.scope, exchange.route_path, exchange.prefix
+        if exchange.policy is None:
+            direct = self.direct_routes.get(route_path)
+            if direct is not None and scope["method"] in (direct.methods or ()):
+                scope["route"] = direct
+                scope["endpoint"] = direct.endpoint
+                return direct.app
+            return self.app
+        mount = self.mounts.get(prefix)
+        if mount is not None and len(route_path) > len(prefix):
+            # "/v2/...": a Mount matches its prefix followed by a slash ("/v2" alone is
+            # the root router's, which redirects it).
+            self._enter_mount(scope, mount, scope.get("root_path", ""), prefix)
+            return mount.handle
+        return self.app
 
     def _address_version(self, exchange: _Exchange, policy: VersionPolicy) -> None:
         """Serve a version-less path as the version's own: ``/items/1`` as ``/v2/items/1``."""
@@ -263,23 +286,6 @@ class GatewayEdge:
         exchange.route_path = prefix + exchange.route_path
         exchange.prefix = prefix
         exchange.policy = policy
-
-    async def _dispatch(self, exchange: _Exchange, receive: Receive, root_path: str) -> None:
-        scope, route_path, prefix = exchange.scope, exchange.route_path, exchange.prefix
-        send = exchange.send_with_headers
-        mount = self.mounts.get(prefix) if exchange.policy is not None else None
-        direct = self.direct_routes.get(route_path) if exchange.policy is None else None
-        if direct is not None and scope["method"] in (direct.methods or ()):
-            scope["route"] = direct
-            scope["endpoint"] = direct.endpoint
-            await direct.app(scope, receive, send)
-        elif mount is not None and len(route_path) > len(prefix):
-            # "/v2/...": a Mount matches its prefix followed by a slash ("/v2" alone is
-            # the root router's, which redirects it).
-            self._enter_mount(scope, mount, root_path, prefix)
-            await mount.handle(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
 
     def _enter_mount(self, scope: Scope, mount: Mount, root_path: str, prefix: str) -> None:
         """The scope Starlette's ``Router`` and ``Mount.matches`` give a mounted app: the root
@@ -300,7 +306,7 @@ class GatewayEdge:
             # Only an app that does not render HTTPExceptions lets this one through.
             if exchange.response_started:
                 raise error
-            await self._refuse_body(exchange)
+            await exchange.answer(*self._body_refusal(exchange))
         elif isinstance(error, asyncio.CancelledError):
             # The server cut the request: a quick shutdown, or the graceful timeout ran out.
             logger.warning("request cut before it finished: %s %s", scope["method"], scope["path"])
@@ -354,11 +360,11 @@ class GatewayEdge:
             exchange.caller = self.callers.caller_of(exchange.scope, exchange.caller_header)
         return exchange.caller
 
-    async def _refuse_body(self, exchange: _Exchange) -> None:
+    def _body_refusal(self, exchange: _Exchange) -> _Refusal:
         detail = f"The request body is larger than {self.max_body_size} bytes."
         body = problem_bytes(413, detail, instance=exchange.scope["path"])
         # Closing the connection spares the server reading a body nobody wants.
-        await exchange.answer(413, body, (b"connection", b"close"))
+        return 413, body, (b"connection", b"close")
 
 
 def _forwarded_client_cert(headers: list[tuple[bytes, bytes]]) -> bytes | None:

@@ -58,7 +58,8 @@ class VersionPolicy:
 
     def _build_headers(self, root_path: str) -> Headers:
         entry = self.entry
-        headers: Headers = []
+        # Every response of a version says which one served it (chosen by path or header).
+        headers: Headers = [(b"api-version", entry.name.encode())]
         if entry.deprecated_at is not None:
             headers.append((b"deprecation", f"@{int(entry.deprecated_at.timestamp())}".encode()))
             guide = entry.migration_guide or f"{root_path}/docs#{entry.name}"

@@ -104,7 +104,9 @@ async def test_the_version_chosen_is_what_the_access_log_and_route_record(
     caplog.set_level("INFO", logger="gateway.access")
     await client_of(None).get("/hello", headers={"API-Version": "v1", "X-Request-ID": "chosen-1"})
     (line,) = [
-        record.__dict__ for record in caplog.records if record.__dict__.get("request_id") == "chosen-1"
+        record.__dict__
+        for record in caplog.records
+        if record.name == "gateway.access" and record.__dict__.get("request_id") == "chosen-1"
     ]
     assert (line["api_version"], line["route"], line["path"]) == ("v1", "/v1/hello", "/v1/hello")
 
