@@ -9,11 +9,12 @@ from pydantic import BaseModel, Field
 
 from services.catalog.money import AMOUNT_DECIMAL_PLACES, MAX_AMOUNT_DIGITS
 from services.catalog.tables import NAME_MAX_LENGTH
+from services.catalog.text import SingleLineText
 
 if TYPE_CHECKING:
     from services.catalog import Item
 
-Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH, examples=["Teapot"])]
+Name = Annotated[SingleLineText, Field(min_length=1, max_length=NAME_MAX_LENGTH, examples=["Teapot"])]
 # A JSON number, validated as a Decimal (pydantic keeps the digits the client sent), so
 # 12.345 is refused rather than rounded.
 Price = Annotated[

@@ -39,8 +39,7 @@ from services.catalog import (
     response_of,
     tagged,
 )
-from services.catalog.tables import TAG_MAX_LENGTH
-from services.v2.schemas import ItemCreate, ItemOut, ItemPage, ItemPatch
+from services.v2.schemas import ItemCreate, ItemOut, ItemPage, ItemPatch, Tag
 
 router = APIRouter(prefix="/items", tags=["items"], responses=UNAVAILABLE_RESPONSES)
 
@@ -66,9 +65,7 @@ async def list_items(
     cursor: Annotated[
         str | None, Query(max_length=64, description="``next_cursor`` of the previous page.")
     ] = None,
-    tag: Annotated[
-        str | None, Query(min_length=1, max_length=TAG_MAX_LENGTH, description="Only items with this tag.")
-    ] = None,
+    tag: Annotated[Tag | None, Query(description="Only items with this tag.")] = None,
 ) -> ItemPage:
     try:
         after_id = None if cursor is None else decode_cursor(cursor)
