@@ -26,6 +26,17 @@ def _is_error_status(status: str) -> bool:
     return status.isdigit() and int(status) >= 400
 
 
+def _drop_null(parameter: dict[str, Any]) -> None:
+    """An optional parameter (``X | None``) is left out of a request, never sent as null: FastAPI
+    documents it as ``anyOf: [X, null]``, and clients sent the text ``null`` for it."""
+    schema = parameter.get("schema", {})
+    options = schema.get("anyOf", [])
+    kept = [option for option in options if option != {"type": "null"}]
+    if len(options) == 2 and len(kept) == 1:
+        del schema["anyOf"]
+        parameter["schema"] = {**kept[0], **schema}
+
+
 def _document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Problem"] = Problem.model_json_schema(ref_template=_REF_TEMPLATE)
@@ -37,6 +48,8 @@ def _document_problems(schema: dict[str, Any]) -> dict[str, Any]:
         for method, operation in path_item.items():
             if method not in _METHODS:
                 continue
+            for parameter in operation.get("parameters", []):
+                _drop_null(parameter)
             responses = operation.setdefault("responses", {})
             if "422" in responses:
                 responses["422"] = _problem_response(

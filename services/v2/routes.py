@@ -63,7 +63,13 @@ async def list_items(
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Largest number of items on the page.")] = 20,
     cursor: Annotated[
-        str | None, Query(max_length=64, description="``next_cursor`` of the previous page.")
+        str | None,
+        Query(
+            max_length=64,
+            # Documented, not enforced: decode_cursor refuses what it did not issue with a 400.
+            json_schema_extra={"pattern": "^[A-Za-z0-9_-]+$"},
+            description="``next_cursor`` of the previous page, unchanged (400 otherwise).",
+        ),
     ] = None,
     tag: Annotated[Tag | None, Query(description="Only items with this tag.")] = None,
 ) -> ItemPage:
