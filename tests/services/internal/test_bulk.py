@@ -88,6 +88,8 @@ async def test_items_created_after_an_import_never_take_an_imported_id(
     [
         ([item(1), item(1)], ["body", "items"]),
         ([item(1), item(2, price={"amount": 1.5})], ["body", "items", 1, "price", "amount"]),
+        ([item(1, price={"amount": "12.500000000000000001"})], ["body", "items", 0, "price", "amount"]),
+        ([item(1, price={"amount": "1e-400"})], ["body", "items", 0, "price", "amount"]),
         ([item(0)], ["body", "items", 0, "id"]),
         ([item(1, colour="red")], ["body", "items", 0, "colour"]),
         ([], ["body", "items"]),
