@@ -34,6 +34,15 @@ _PRINTABLE_ASCII = frozenset(chr(code) for code in range(0x20, 0x7F))
 # An RFC 8941 string: printable ASCII, with quotes and backslashes escaped by a backslash.
 _QUOTED_KEY = re.compile(r'"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"')
 _ESCAPE = re.compile(r'\\(["\\])')
+# The header's documented form, exactly what parse_idempotency_key accepts (bar the spaces
+# around a bare key, which HTTP strips): a bare key that does not start with a quote, or a
+# quoted string of 1 to 255 characters once unescaped.
+IDEMPOTENCY_KEY_PATTERN = (
+    rf"^([\x21\x23-\x7E]([\x20-\x7E]{{0,{IDEMPOTENCY_KEY_MAX_LENGTH - 2}}}[\x21-\x7E])?"
+    rf'|"([\x20\x21\x23-\x5B\x5D-\x7E]|\\["\\]){{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}")$'
+)
+# Every character escaped, and the quotes.
+IDEMPOTENCY_KEY_MAX_HEADER_LENGTH = 2 * IDEMPOTENCY_KEY_MAX_LENGTH + 2
 
 
 class InvalidIdempotencyKeyError(ValueError):

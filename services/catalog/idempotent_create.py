@@ -13,10 +13,13 @@ import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Header
+from pydantic import Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from services.catalog.idempotency import (
+    IDEMPOTENCY_KEY_MAX_HEADER_LENGTH,
+    IDEMPOTENCY_KEY_PATTERN,
     IdempotencyClaimLostError,
     IdempotentRequest,
     InvalidIdempotencyKeyError,
@@ -41,8 +44,19 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 _IN_PROGRESS_RETRY_AFTER_SECONDS = 1
 logger = logging.getLogger("services.catalog")
 
+# Documented only: parse_idempotency_key judges the value, with its own 400.
+_KeyText = Annotated[
+    str,
+    Field(
+        json_schema_extra={
+            "pattern": IDEMPOTENCY_KEY_PATTERN,
+            "minLength": 1,
+            "maxLength": IDEMPOTENCY_KEY_MAX_HEADER_LENGTH,
+        }
+    ),
+]
 IdempotencyKeyHeader = Annotated[
-    str | None,
+    _KeyText | None,
     Header(
         alias="Idempotency-Key",
         description=(

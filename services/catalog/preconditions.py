@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Header
+from pydantic import Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -27,6 +28,13 @@ ETAG_HEADER: dict[str, Any] = {
     }
 }
 
+
+# What a client may send in If-Match and If-None-Match: `*` or a comma-separated list of
+# entity tags, ASCII only. parse_condition accepts a little more (empty list elements, obs-text),
+# as RFC 9110 asks of a recipient; the schema documents what a client should send.
+_ENTITY_TAG_PATTERN = r'(W/)?"[\x21\x23-\x7E]*"'
+CONDITION_PATTERN = rf"^(\*|{_ENTITY_TAG_PATTERN}([ \t]*,[ \t]*{_ENTITY_TAG_PATTERN})*)$"
+_ConditionText = Annotated[str, Field(json_schema_extra={"pattern": CONDITION_PATTERN})]
 
 MALFORMED_CONDITION_RESPONSE = problem_response_doc("A malformed If-Match or If-None-Match header.")
 NOT_MODIFIED_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -52,7 +60,7 @@ def _parse(header_name: str, value: str) -> Condition:
 def _expected_revisions(
     item_id: ItemIdPath,
     if_match: Annotated[
-        str | None,
+        _ConditionText | None,
         Header(
             alias="If-Match",
             description=(
@@ -67,7 +75,7 @@ def _expected_revisions(
 
 def _if_none_match(
     if_none_match: Annotated[
-        str | None,
+        _ConditionText | None,
         Header(
             alias="If-None-Match",
             description="Answer 304 Not Modified, without a body, while the item still has this ETag (or `*`).",

@@ -44,7 +44,9 @@ class ImportedItem(BaseModel):
 class ImportBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: list[ImportedItem] = Field(min_length=1, max_length=MAX_IMPORT_BATCH)
+    items: list[ImportedItem] = Field(
+        min_length=1, max_length=MAX_IMPORT_BATCH, description="Each id at most once (422 otherwise)."
+    )
 
     @field_validator("items")
     @classmethod

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from fastapi.routing import APIRoute
 from starlette.requests import Request
 
 from services.catalog import (
@@ -29,7 +32,38 @@ from services.catalog import (
 )
 from services.v1.schemas import ItemIn, ItemOut
 
-router = APIRouter(prefix="/items", tags=["items"], responses=UNAVAILABLE_RESPONSES)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
+
+class ExactNumbersRequest(Request):
+    """A request whose JSON numbers with a fraction or exponent are Decimals, not floats.
+
+    As floats, 1e-400 arrived as 0 and 12.500000000000000001 as 12.5, and the price's
+    precision rule could not see the digits it refuses.
+    """
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = json.loads(await self.body(), parse_float=Decimal)
+        return self._json
+
+
+class ExactNumbersRoute(APIRoute):
+    """FastAPI's documented seam for a custom request class (a route class of the router)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handle_exactly(request: Request) -> Response:
+            return await handle(ExactNumbersRequest(request.scope, request.receive))
+
+        return handle_exactly
+
+
+router = APIRouter(
+    prefix="/items", tags=["items"], responses=UNAVAILABLE_RESPONSES, route_class=ExactNumbersRoute
+)
 
 _LOCATION_HEADER = {"Location": {"description": "Path of the new item.", "schema": {"type": "string"}}}
 

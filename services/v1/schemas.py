@@ -5,25 +5,30 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from services.catalog.money import AMOUNT_DECIMAL_PLACES, MAX_AMOUNT_DIGITS
 from services.catalog.tables import NAME_MAX_LENGTH
+from services.catalog.text import SingleLineText
 
 if TYPE_CHECKING:
     from services.catalog import Item
 
-Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH, examples=["Teapot"])]
-# A JSON number, validated as a Decimal (pydantic keeps the digits the client sent), so
-# 12.345 is refused rather than rounded.
+Name = Annotated[SingleLineText, Field(min_length=1, max_length=NAME_MAX_LENGTH, examples=["Teapot"])]
+# A JSON number, validated as a Decimal from the digits the client sent (the routes parse
+# JSON numbers as Decimals, see routes.py), so 12.345 and 1e-400 are refused, never rounded.
 Price = Annotated[
     Decimal,
-    Field(
-        ge=0,
-        max_digits=MAX_AMOUNT_DIGITS,
-        decimal_places=AMOUNT_DECIMAL_PLACES,
-        description="Amount with at most two decimals, below 10^12.",
-        examples=[12.5],
+    Field(ge=0, max_digits=MAX_AMOUNT_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "minimum": 0,
+            "exclusiveMaximum": 10 ** (MAX_AMOUNT_DIGITS - AMOUNT_DECIMAL_PLACES),
+            "multipleOf": 10**-AMOUNT_DECIMAL_PLACES,
+            "description": "Amount with at most two decimals, below 10^12.",
+            "examples": [12.5],
+        }
     ),
 ]
 

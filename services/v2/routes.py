@@ -39,8 +39,7 @@ from services.catalog import (
     response_of,
     tagged,
 )
-from services.catalog.tables import TAG_MAX_LENGTH
-from services.v2.schemas import ItemCreate, ItemOut, ItemPage, ItemPatch
+from services.v2.schemas import ItemCreate, ItemOut, ItemPage, ItemPatch, Tag
 
 router = APIRouter(prefix="/items", tags=["items"], responses=UNAVAILABLE_RESPONSES)
 
@@ -64,11 +63,15 @@ async def list_items(
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Largest number of items on the page.")] = 20,
     cursor: Annotated[
-        str | None, Query(max_length=64, description="``next_cursor`` of the previous page.")
+        str | None,
+        Query(
+            max_length=64,
+            # Documented, not enforced: decode_cursor refuses what it did not issue with a 400.
+            json_schema_extra={"pattern": "^[A-Za-z0-9_-]+$"},
+            description="``next_cursor`` of the previous page, unchanged (400 otherwise).",
+        ),
     ] = None,
-    tag: Annotated[
-        str | None, Query(min_length=1, max_length=TAG_MAX_LENGTH, description="Only items with this tag.")
-    ] = None,
+    tag: Annotated[Tag | None, Query(description="Only items with this tag.")] = None,
 ) -> ItemPage:
     try:
         after_id = None if cursor is None else decode_cursor(cursor)

@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from services.catalog.money import AMOUNT_DECIMAL_PLACES, DEFAULT_CURRENCY, MAX_AMOUNT_DIGITS
 from services.catalog.tables import NAME_MAX_LENGTH, TAG_MAX_LENGTH
+from services.catalog.text import MultiLineText, SingleLineText
 
 if TYPE_CHECKING:
     from services.catalog import Item
@@ -44,8 +45,8 @@ def _deduplicate(tags: list[str]) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH, examples=["Teapot"])]
-Description = Annotated[str | None, Field(max_length=10_000, examples=["Cast iron, 1.2 litres."])]
+Name = Annotated[SingleLineText, Field(min_length=1, max_length=NAME_MAX_LENGTH, examples=["Teapot"])]
+Description = Annotated[MultiLineText | None, Field(max_length=10_000, examples=["Cast iron, 1.2 litres."])]
 Amount = Annotated[
     Decimal,
     BeforeValidator(_require_amount_text),
@@ -53,7 +54,7 @@ Amount = Annotated[
     WithJsonSchema(_AMOUNT_SCHEMA),
 ]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.", examples=["EUR"])]
-Tag = Annotated[str, Field(min_length=1, max_length=TAG_MAX_LENGTH)]
+Tag = Annotated[SingleLineText, Field(min_length=1, max_length=TAG_MAX_LENGTH)]
 Tags = Annotated[
     list[Tag],
     Field(

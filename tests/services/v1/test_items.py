@@ -87,6 +87,36 @@ async def test_names_of_200_characters_and_two_decimal_prices_are_valid(v1_clien
     assert exact_json(response)["price"] == Decimal("999999999999.99")
 
 
+# The JSON text of the price as the client wrote it: parsed as a float, the first two became
+# 0 and 12.5 and were stored (201).
+@pytest.mark.parametrize("price", ["1e-400", "12.500000000000000001", "0.001", "1e12", "1e400"])
+async def test_a_price_past_two_decimals_or_the_range_is_422_whatever_a_float_makes_of_it(
+    v1_client: httpx.AsyncClient, price: str
+) -> None:
+    body = f'{{"name": "Teapot", "price": {price}}}'.encode()
+    headers = {"content-type": "application/json"}
+    created = await v1_client.post("/items", content=body, headers=headers)
+    replaced = await v1_client.put("/items/1", content=body, headers=headers)
+
+    assert created.status_code == 422, created.text
+    assert created.json()["detail"][0]["loc"] == ["body", "price"]
+    assert replaced.status_code == 422
+    assert (await v1_client.get("/items")).json() == []
+
+
+@pytest.mark.parametrize(
+    ("price", "stored"), [("12.50", "12.5"), ("1.100", "1.1"), ("1e2", "100"), ("0", "0")]
+)
+async def test_a_price_is_its_exact_decimal_value_however_written(
+    v1_client: httpx.AsyncClient, price: str, stored: str
+) -> None:
+    body = f'{{"name": "Teapot", "price": {price}}}'.encode()
+    created = await v1_client.post("/items", content=body, headers={"content-type": "application/json"})
+
+    assert created.status_code == 201, created.text
+    assert exact_json(created)["price"] == Decimal(stored)
+
+
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"skip": -1}])
 async def test_invalid_pagination_is_422(v1_client: httpx.AsyncClient, params: dict[str, int]) -> None:
     assert (await v1_client.get("/items", params=params)).status_code == 422
@@ -124,3 +154,10 @@ def test_the_schema_describes_v1(sqlite_url: str) -> None:
     assert all(operation["summary"] for operation in operations.values())
     assert {"Location", "ETag"} <= set(operations["create_item"]["responses"]["201"]["headers"])
     assert_conditional_requests_are_documented(operations, write="replace_item")
+    price = schema["components"]["schemas"]["ItemIn"]["properties"]["price"]
+    assert (price["type"], price["minimum"], price["exclusiveMaximum"], price["multipleOf"]) == (
+        "number",
+        0,
+        10**12,
+        0.01,
+    )

@@ -132,6 +132,8 @@ async def test_patching_a_missing_item_is_404(v2_client: httpx.AsyncClient) -> N
         ("price", {"amount": "12.345"}, ["body", "price", "amount"]),
         ("price", {"amount": 12.5}, ["body", "price", "amount"]),
         ("price", {"amount": "1e3"}, ["body", "price", "amount"]),
+        ("price", {"amount": "1e-400"}, ["body", "price", "amount"]),
+        ("price", {"amount": "12.500000000000000001"}, ["body", "price", "amount"]),
         ("price", {"amount": "NaN"}, ["body", "price", "amount"]),
         ("price", {"amount": "1000000000000"}, ["body", "price", "amount"]),
         ("price", {"amount": "1", "currency": "eur"}, ["body", "price", "currency"]),
