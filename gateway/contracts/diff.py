@@ -67,7 +67,27 @@ def _compare_parameters(
         else:
             if after.get("required") and not before.get("required"):
                 comparison.changes.append(Change(True, label, "now required"))
-            comparison.compare(before.get("schema", {}), after.get("schema", {}), "request", label)
+            comparison.compare(
+                _absent_rather_than_null(comparison.old_document, before),
+                _absent_rather_than_null(comparison.new_document, after),
+                "request",
+                label,
+            )
+
+
+def _absent_rather_than_null(document: Schema, parameter: Schema) -> Schema:
+    """An optional parameter's schema without the ``null`` FastAPI documents for ``X | None``:
+    a client leaves the parameter out, it cannot send null, so dropping it breaks no one."""
+    schema: Schema = parameter.get("schema", {})
+    if parameter.get("required"):
+        return schema
+    members = schema.get("anyOf")
+    if not members:
+        return schema
+    others = [member for member in members if resolve(document, member).get("type") != "null"]
+    if len(others) != 1 or len(others) == len(members):
+        return schema
+    return {**{key: value for key, value in schema.items() if key != "anyOf"}, **others[0]}
 
 
 def _parameters_by_key(document: Schema, parameters: list[Schema]) -> dict[tuple[str, str], Schema]:

@@ -286,3 +286,20 @@ def test_changes_between_fastapi_generated_schemas() -> None:
         for line in breaking
     )
     assert "GET /items/{item_id} response 200 body.tags: new field" in _only(changes, breaking=False)
+
+
+def test_an_optional_parameter_that_stops_admitting_null_breaks_no_one() -> None:
+    def parameter(schema: Schema) -> Schema:
+        return {"in": "header", "name": "If-None-Match", "required": False, "schema": schema}
+
+    old, new = _document(), _document()
+    old["paths"]["/items/{item_id}"]["get"]["parameters"].append(
+        parameter({"anyOf": [{"type": "string"}, {"type": "null"}], "title": "If-None-Match"})
+    )
+    new["paths"]["/items/{item_id}"]["get"]["parameters"].append(
+        parameter({"type": "string", "maxLength": 100})
+    )
+    changes = compare_documents(old, new)
+    assert [str(change) for change in changes] == [
+        "GET /items/{item_id} header parameter if-none-match: maxLength set to 100"
+    ]
