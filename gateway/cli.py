@@ -163,4 +163,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     arguments = _parser().parse_args(argv)
-    arguments.run(arguments)
+    try:
+        arguments.run(arguments)
+    except BrokenPipeError:
+        # The reader left early (`gateway contracts check | head`): stop quietly, as Unix tools
+        # do; output still buffered goes nowhere instead of raising again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import run_gateway
+from tests.servers import GATEWAY_COMMAND, run_gateway
 
 # A team's API: what it answers changes with TEAM_API_CHANGE, as a commit would change it.
 _TEAM_API = textwrap.dedent(
@@ -130,3 +130,22 @@ def test_the_shipped_versions_match_their_frozen_contracts() -> None:
     environment = {key: value for key, value in os.environ.items() if not key.startswith("GATEWAY_")}
     result = run_gateway(("contracts", "check"), env=environment, cwd=repository, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
+    # As `gateway contracts diff v1 v2 | head -1` once head has exited: every write fails.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [str(GATEWAY_COMMAND), "contracts", "diff", "v1", "v2"],
+            cwd=Path(__file__).resolve().parent.parent,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
