@@ -75,8 +75,9 @@ def _literal_env(container: dict[str, Any]) -> dict[str, str]:
 
 
 def _env_source(container: dict[str, Any], name: str) -> dict[str, Any]:
-    [variable] = [item for item in container.get("env", []) if item["name"] == name]
-    return variable
+    variables: list[dict[str, Any]] = [item for item in container.get("env", []) if item["name"] == name]
+    assert len(variables) == 1, f"{container['name']}: {name} set {len(variables)} times"
+    return variables[0]
 
 
 # --- Validation -------------------------------------------------------------------------
@@ -179,7 +180,8 @@ def test_the_database_url_comes_from_a_secret_and_no_credential_is_in_a_manifest
     assert not [item for item in objects if item["kind"] == "Secret"]
     deployment = _deployment(overlay)
     sources = [
-        _env_source(container_named(deployment, name), "GATEWAY_DATABASE_URL") for name in ("migrate", "gateway")
+        _env_source(container_named(deployment, name), "GATEWAY_DATABASE_URL")
+        for name in ("migrate", "gateway")
     ]
     assert sources[0] == sources[1], "the migration and the workers share one database"
     assert "secretKeyRef" in sources[0]["valueFrom"]
@@ -321,7 +323,11 @@ def test_the_tls_files_are_mounted_where_the_settings_expect_them() -> None:
     working_directory = PurePosixPath(final_stage().last("WORKDIR").arguments)
     volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
     mounts = {PurePosixPath(mount["mountPath"]): mount for mount in gateway["volumeMounts"]}
-    expected_keys = {settings.tls_certfile: "tls.crt", settings.tls_keyfile: "tls.key", settings.tls_ca_file: "ca.crt"}
+    expected_keys = {
+        settings.tls_certfile: "tls.crt",
+        settings.tls_keyfile: "tls.key",
+        settings.tls_ca_file: "ca.crt",
+    }
     for setting_path, key in expected_keys.items():
         path = working_directory / PurePosixPath(setting_path)
         mount = mounts.get(path.parent)
@@ -381,9 +387,13 @@ def test_renewal_reaches_the_running_gateway_through_the_sidecar() -> None:
     script = PurePosixPath(command[1])
     [config_map] = [item for item in rendered_overlay("mtls") if item["kind"] == "ConfigMap"]
     assert sidecar_mounts[str(script.parent)] in {
-        volume["name"] for volume in pod["volumes"] if volume.get("configMap", {}).get("name") == config_map["metadata"]["name"]
+        volume["name"]
+        for volume in pod["volumes"]
+        if volume.get("configMap", {}).get("name") == config_map["metadata"]["name"]
     }
-    assert config_map["data"][script.name] == (OVERLAYS_DIR / "mtls" / script.name).read_text(encoding="utf-8")
+    assert config_map["data"][script.name] == (OVERLAYS_DIR / "mtls" / script.name).read_text(
+        encoding="utf-8"
+    )
 
 
 def _gunicorn_option(arguments: str, option: str) -> str:

@@ -18,7 +18,6 @@ from types import ModuleType
 import pytest
 
 from services.catalog.migrate import code_revisions
-
 from tests.deploy.files import PROJECT_ROOT
 
 REHEARSAL = PROJECT_ROOT / "scripts" / "rollout-rehearsal"
@@ -38,7 +37,9 @@ def _haproxy() -> str | None:
     _haproxy() is None,
     reason="no haproxy: the rollout rehearsal needs Debian's (scripts/test installs it when run as root)",
 )
-def test_a_rolling_deploy_with_a_migration_fails_no_request_and_loses_no_write(postgresql_server: str) -> None:
+def test_a_rolling_deploy_with_a_migration_fails_no_request_and_loses_no_write(
+    postgresql_server: str,
+) -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -85,5 +86,6 @@ def test_the_new_release_adds_one_migration_to_a_copy_of_the_tree(tmp_path: Path
     assert new_revisions[:-1] == code_revisions()
     # The copy's code knows its own new revision, so it serves the schema as current, not ahead.
     schema = (release.source / "services" / "catalog" / "schema.py").read_text(encoding="utf-8")
-    assert f"REVISIONS = ({', '.join(repr(revision).replace(chr(39), chr(34)) for revision in new_revisions)})" in schema
+    listed = ", ".join(f'"{revision}"' for revision in new_revisions)
+    assert f"REVISIONS = ({listed})" in schema
     assert sorted(versions.glob("*.py")) == before
