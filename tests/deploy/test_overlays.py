@@ -20,7 +20,7 @@ import pytest
 from starlette.routing import Route
 
 from gateway.app import create_app
-from gateway.settings import Settings
+from gateway.settings import ENV_PREFIX, SECRETS_DIR_VARIABLE, Settings
 from services.catalog.connections import ConnectionBudget
 from tests.deploy.files import (
     OVERLAYS,
@@ -62,22 +62,17 @@ def _deployment(overlay: str) -> dict[str, Any]:
 
 
 def _settings(overlay: str) -> Settings:
-    """The gateway container's settings from its literal variables (the database URL, from a
-    Secret, stands in as a PostgreSQL URL: only its driver matters here)."""
+    """The gateway container's settings from its literal variables (the database URL, a
+    Secret's file, stands in as a PostgreSQL URL: only its driver matters here)."""
     variables = _literal_env(container_named(_deployment(overlay), "gateway"))
     environment = gateway_environment(variables)
+    environment.pop(SECRETS_DIR_VARIABLE, None)  # Not on this machine.
     environment.setdefault("GATEWAY_DATABASE_URL", "postgresql+asyncpg://gateway@db/catalog")
     return settings_from(environment)
 
 
 def _literal_env(container: dict[str, Any]) -> dict[str, str]:
     return {item["name"]: item["value"] for item in container.get("env", []) if "value" in item}
-
-
-def _env_source(container: dict[str, Any], name: str) -> dict[str, Any]:
-    variables: list[dict[str, Any]] = [item for item in container.get("env", []) if item["name"] == name]
-    assert len(variables) == 1, f"{container['name']}: {name} set {len(variables)} times"
-    return variables[0]
 
 
 # --- Validation -------------------------------------------------------------------------
@@ -175,21 +170,26 @@ def test_every_image_is_pinned_by_digest(overlay: str) -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_database_url_comes_from_a_secret_and_no_credential_is_in_a_manifest(overlay: str) -> None:
+def test_the_database_url_is_a_secret_file_and_no_credential_is_in_a_manifest(overlay: str) -> None:
     objects = rendered_overlay(overlay)
     assert not [item for item in objects if item["kind"] == "Secret"]
     deployment = _deployment(overlay)
-    sources = [
-        _env_source(container_named(deployment, name), "GATEWAY_DATABASE_URL")
-        for name in ("migrate", "gateway")
-    ]
-    assert sources[0] == sources[1], "the migration and the workers share one database"
-    assert "secretKeyRef" in sources[0]["valueFrom"]
+    volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
+    for name in ("migrate", "gateway"):
+        container = container_named(deployment, name)
+        variables = {item["name"] for item in container.get("env", [])}
+        # A variable would win over the secret file (and shows in /proc/<pid>/environ).
+        assert "GATEWAY_DATABASE_URL" not in variables, name
+        secrets_dir = _literal_env(container)["GATEWAY_SECRETS_DIR"]
+        [mount] = [mount for mount in container["volumeMounts"] if mount["mountPath"] == secrets_dir]
+        secret = volumes[mount["name"]]["secret"]
+        # The migration and the workers read one database: the same Secret key, named as the setting.
+        assert {item["path"]: item["key"] for item in secret["items"]} == {"GATEWAY_DATABASE_URL": "url"}
+        assert secret["secretName"] == "gateway-database"
     for container in pod_containers(deployment):
         for name, value in _literal_env(container).items():
             assert not CREDENTIAL_IN_URL.search(value), f"{container['name']}: {name}"
-    # Nothing of the base's SQLite is left: no data volume, no sqlite URL.
-    volumes = {volume["name"] for volume in deployment["spec"]["template"]["spec"]["volumes"]}
+    # Nothing of the base's SQLite is left.
     assert "data" not in volumes
 
 
@@ -258,7 +258,9 @@ def test_migrations_run_once_per_rollout_before_the_gateway_serves(overlay: str)
 def test_every_gateway_variable_is_a_valid_setting(overlay: str) -> None:
     for container in pod_containers(_deployment(overlay)):
         for name in gateway_environment({item["name"]: "" for item in container.get("env", [])}):
-            assert name.removeprefix("GATEWAY_").lower() in Settings.model_fields, name
+            # GATEWAY_SECRETS_DIR names where the settings are read from; it is none itself.
+            is_setting = name.removeprefix(ENV_PREFIX).lower() in Settings.model_fields
+            assert is_setting or name == SECRETS_DIR_VARIABLE, name
     _settings(overlay)
 
 
