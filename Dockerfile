@@ -20,13 +20,13 @@ FROM python:3.11-slim-trixie AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY gateway gateway
 COPY services services
 # Every dependency ships wheels for CPython 3.11 (amd64 and arm64): no compiler needed.
 # pip and setuptools leave the venv once it is built; the runtime installs nothing.
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install . \
+    && /opt/venv/bin/pip install -c constraints.txt . \
     && /opt/venv/bin/pip uninstall --yes pip setuptools
 
 # Final stage: the venv, the Gunicorn config, a non-root user; no compilers, no caches.
