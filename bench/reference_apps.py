@@ -70,7 +70,7 @@ def create_mounted_hello() -> Starlette:
 
 class RequestIdMiddleware(BaseHTTPMiddleware):
     # Deliberately the documented base class: the naive gateways are the baselines the
-    # gateway's one fused pure-ASGI pass is measured against (STYLE.md forbids it in the product).
+    # gateway's one fused pure-ASGI pass is measured against (docs/conventions.md rules it out of the product).
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         response = await call_next(request)
         response.headers["X-Request-ID"] = uuid.uuid4().hex

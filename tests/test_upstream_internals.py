@@ -1,7 +1,7 @@
 """The upstream internals the gateway relies on, each named: an upgrade that moves one fails here.
 
 Where Uvicorn, uvicorn-worker, Gunicorn, Starlette and FastAPI offer no public seam, the
-gateway overrides or reads a private part (see STYLE in docs/conventions.md). pyproject.toml
+gateway overrides or reads a private part (see docs/conventions.md). pyproject.toml
 bounds those packages to the tested minor releases; when a new one is admitted, this test
 says which override would be silently bypassed (a renamed method is never called again) and
 which copied function changed upstream (a fix the copy lacks).
