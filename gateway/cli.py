@@ -1,4 +1,5 @@
-"""The ``gateway`` command: ``config``, ``dev``, ``serve``, ``certs``, ``db``, ``call``, ``contracts`` and ``lifecycle``."""
+"""The ``gateway`` command: ``config``, ``dev``, ``serve``, ``certs``, ``call``, ``contracts``,
+``lifecycle``, and the commands the mounted apps' extensions add (the catalog's ``db``)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,20 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from gateway.cli_call import add_call_command
 from gateway.cli_certs import add_certs_commands
 from gateway.cli_contracts import add_contracts_commands
-from gateway.cli_db import add_db_commands, prepare_database
 from gateway.cli_lifecycle import add_lifecycle_command
+from gateway.extensions import app_extensions, prepare_apps
 from gateway.logs import logging_config
 from gateway.serving.listen_address import bind_problem, host_and_port
 from gateway.settings import ENV_PREFIX, InvalidSettingsError, Settings, load_settings
 from gateway.tls.context import TLSConfigurationError, server_context
+
+if TYPE_CHECKING:
+    from gateway.api import AppExtension
 
 GUNICORN_CONFIG_MODULE = "gateway.serving.gunicorn_conf"
 SOURCE_FOLDERS = [
@@ -77,7 +81,7 @@ def _run_uvicorn(arguments: argparse.Namespace) -> None:
     _check_listening_addresses(settings)
     # Once, here, not in the reloaded worker: the embedded SQLite is migrated (by default)
     # before Uvicorn starts, as `gateway serve`'s arbiter does.
-    prepare_database(settings, workers=1)
+    prepare_apps(settings, workers=1)
     _print_where(settings)
     uvicorn.run(
         "gateway.app:create_app",
@@ -132,7 +136,7 @@ def _config(arguments: argparse.Namespace) -> None:
     print(json.dumps(_load_settings().redacted(), indent=2))
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(extensions: list[AppExtension]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="A gateway for versioned FastAPI apps.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("config", help="print the effective settings, secrets redacted").set_defaults(
@@ -141,8 +145,10 @@ def _parser() -> argparse.ArgumentParser:
     add_certs_commands(commands)
     add_contracts_commands(commands)
     add_lifecycle_command(commands)
-    add_db_commands(commands)
     add_call_command(commands)
+    for extension in extensions:
+        if extension.add_commands is not None:
+            extension.add_commands(commands, _load_settings)
     dev = commands.add_parser("dev", help="run Uvicorn with reload, watching only the source folders")
     dev.set_defaults(run=_run_uvicorn)
     serve = commands.add_parser(
@@ -161,8 +167,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_OWN_COMMANDS = frozenset({"config", "certs", "contracts", "lifecycle", "call", "dev", "serve"})
+
+
 def main(argv: list[str] | None = None) -> None:
-    arguments = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # The apps' commands come from their modules, named by the settings' registry: found
+    # only when the command is not the gateway's own (importing the apps takes a moment).
+    wanted = next((argument for argument in argv if not argument.startswith("-")), None)
+    extensions = [] if wanted in _OWN_COMMANDS else app_extensions(_load_settings())
+    arguments = _parser(extensions).parse_args(argv)
     try:
         arguments.run(arguments)
     except BrokenPipeError:

@@ -60,7 +60,10 @@ def _check_public_url(url: str | None) -> str | None:
 
 
 def _check_optional_factory(factory: str | None) -> str | None:
-    return None if factory is None else check_factory(factory)
+    # From the environment "none" arrives as text: `GATEWAY_INTERNAL_APP=null` (or empty) mounts none.
+    if factory is None or factory.strip().lower() in ("", "null", "none"):
+        return None
+    return check_factory(factory)
 
 
 def _check_spiffe_ids(identities: list[str]) -> list[str]:
@@ -266,7 +269,7 @@ class Settings(BaseSettings):
     )
     internal_app: Annotated[str | None, AfterValidator(_check_optional_factory)] = Field(
         default=INTERNAL_FACTORY,
-        description="Factory of the app mounted at /internal for other services; null: none.",
+        description="Factory of the app mounted at /internal for other services; null (or empty): none.",
     )
     internal_allow: Annotated[dict[str, list[str]], AfterValidator(check_allow_list)] = Field(
         default_factory=dict,

@@ -65,12 +65,12 @@ control_socket_disable = True
 
 
 def on_starting(server: object) -> None:
-    """Migrate the catalog once per process group, before any worker forks (workers never run
-    DDL), when GATEWAY_DATABASE_MIGRATE_ON_START says so (default: SQLite only); then warn
-    about a schema behind the code or a connection budget over PostgreSQL's max_connections."""
-    from gateway.cli_db import prepare_database
+    """Each mounted app's once-per-deploy step, before any worker forks (workers never run
+    DDL): the catalog migrates when GATEWAY_DATABASE_MIGRATE_ON_START says so (default: SQLite
+    only), then warns about a schema behind the code or a connection budget over the limit."""
+    from gateway.extensions import prepare_apps
 
-    prepare_database(_settings, workers=getattr(server, "num_workers", None) or workers)
+    prepare_apps(_settings, getattr(server, "num_workers", None) or workers)
 
 
 def when_ready(server: object) -> None:

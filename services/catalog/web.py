@@ -15,9 +15,14 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from starlette.exceptions import HTTPException
 
-from gateway.errors import PROBLEM_CONTENT_TYPE, problem_response
-from gateway.health import ProbeReport, ReadinessCheck, add_readiness_check
-from gateway.shared import shared_resources_of
+from gateway.api import (
+    PROBLEM_CONTENT_TYPE,
+    ProbeReport,
+    ReadinessCheck,
+    add_readiness_check,
+    problem_response,
+    shared_resources_of,
+)
 from services.catalog.availability import CatalogUnavailableError
 from services.catalog.domain import ImportConflictError, RevisionMismatchError
 from services.catalog.etags import item_tag
@@ -32,7 +37,7 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
     from starlette.responses import Response
 
-    from gateway.settings import Settings
+    from gateway.api import Settings
 
 STORE_STATE_KEY = "catalog_store"
 READINESS_CHECK_NAME = "catalog-store"

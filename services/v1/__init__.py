@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from services.catalog import create_catalog_app
+from services.catalog.commands import CATALOG_EXTENSION
 from services.v1.routes import router
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from gateway.settings import Settings
+    from gateway.api import Settings
+
+# `gateway db` and the migration before the workers fork, shared by every app on the catalog.
+GATEWAY_EXTENSION = CATALOG_EXTENSION
 
 DESCRIPTION = """\
 The first items catalog API. **Deprecated:** use v2, which adds descriptions, tags,

@@ -17,9 +17,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 
-from gateway.health import ReadinessCheck, add_readiness_check
-from gateway.settings import Settings
-from gateway.tls.identity import CallerIdentity, identity_of
+from gateway.api import CallerIdentity, ReadinessCheck, Settings, add_readiness_check, identity_of
 
 
 class Greeting(BaseModel):

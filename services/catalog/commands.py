@@ -1,5 +1,8 @@
 """``gateway db``: migrate the catalog's schema, and say whether the database is ready for this code.
 
+The catalog's extension of the gateway (``CATALOG_EXTENSION``, declared by every app built
+on the catalog): these commands, and ``prepare_database`` before the workers fork.
+
 - ``upgrade``: apply the missing migrations (idempotent; safe when two run at once). Run it
   once per deploy: a Kubernetes init container or Job, a release step. ``gateway serve``
   runs it itself before its workers fork when ``GATEWAY_DATABASE_MIGRATE_ON_START`` is on
@@ -9,8 +12,7 @@
   exit 1 when the schema is behind or the budget is over, for a deploy pipeline to stop on.
 - ``revision``: write the next migration script (for developers).
 
-The catalog's modules are imported inside the commands: every ``gateway`` command builds
-this parser, and only these need FastAPI's and Alembic's imports.
+The catalog's modules are imported inside the commands: only these need Alembic's imports.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from sqlalchemy.engine import make_url
 
+from gateway.api import AppExtension, default_worker_count
+
 if TYPE_CHECKING:
-    from gateway.settings import Settings
+    from gateway.api import Commands, Settings, SettingsLoader
     from services.catalog.connections import ConnectionBudget
     from services.catalog.schema import SchemaStatus
 
@@ -40,9 +44,10 @@ _THREAD_SETTLE_PAUSE = 0.01
 logger = logging.getLogger("gateway.database")
 
 
-def add_db_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_db_commands(commands: Commands[argparse.ArgumentParser], load_settings: SettingsLoader) -> None:
     """Register ``gateway db upgrade|current|check|revision``."""
     database = commands.add_parser("db", help="the catalog database: migrations and readiness for this code")
+    database.set_defaults(load_settings=load_settings)
     actions = database.add_subparsers(
         dest="db_command", metavar="{upgrade,current,check,revision}", required=True
     )
@@ -160,7 +165,7 @@ def _fail(message: str) -> NoReturn:
 def _upgrade(arguments: argparse.Namespace) -> None:
     from services.catalog.migrate import upgrade_schema
 
-    settings = _settings()
+    settings = _settings(arguments)
     timeout = {} if arguments.timeout is None else {"statement_timeout": arguments.timeout}
     report = _run_to_completion(upgrade_schema(settings.database_url, **timeout))
     print(f"{_shown(settings.database_url)}: {report.describe()}")
@@ -170,7 +175,7 @@ def _upgrade(arguments: argparse.Namespace) -> None:
 def _current(arguments: argparse.Namespace) -> None:
     from services.catalog.migrate import read_status
 
-    settings = _settings()
+    settings = _settings(arguments)
     status = _run_to_completion(
         read_status(settings.database_url, statement_timeout=settings.database_timeout)
     )
@@ -180,9 +185,7 @@ def _current(arguments: argparse.Namespace) -> None:
 
 @_reporting_errors
 def _check(arguments: argparse.Namespace) -> None:
-    from gateway.serving.cpus import default_worker_count
-
-    settings = _settings({"workers": arguments.workers} if arguments.workers is not None else None)
+    settings = _settings(arguments, {"workers": arguments.workers} if arguments.workers is not None else None)
     workers = settings.workers or default_worker_count()
     status, budget = _run_to_completion(_inspect(settings, workers, settings.database_timeout))
     print(f"database:    {_shown(settings.database_url)}")
@@ -199,7 +202,7 @@ def _check(arguments: argparse.Namespace) -> None:
 def _revision(arguments: argparse.Namespace) -> None:
     from services.catalog.migrate import create_revision
 
-    settings = _settings()
+    settings = _settings(arguments)
     paths = _run_to_completion(
         create_revision(settings.database_url, arguments.message, autogenerate=arguments.autogenerate)
     )
@@ -255,8 +258,13 @@ def _shown(database_url: str) -> str:
     return make_url(database_url).render_as_string(hide_password=True)
 
 
-def _settings(flags: dict[str, Any] | None = None) -> Settings:
-    # Imported here: gateway.cli imports this module to register the commands.
-    from gateway.cli import _load_settings
+def _settings(arguments: argparse.Namespace, flags: dict[str, Any] | None = None) -> Settings:
+    settings: Settings = arguments.load_settings(flags)
+    return settings
 
-    return _load_settings(flags)
+
+CATALOG_EXTENSION = AppExtension(
+    name="catalog",
+    prepare=lambda settings, workers: prepare_database(settings, workers=workers),
+    add_commands=add_db_commands,
+)

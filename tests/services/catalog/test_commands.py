@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from gateway.cli_db import prepare_database
 from gateway.settings import Settings
+from services.catalog.commands import prepare_database
 from services.catalog.schema import HEAD_REVISION
 from tests.servers import environment_without_gateway_settings, run_gateway
 from tests.services.databases import closed_port, migrate
