@@ -7,7 +7,14 @@ import pytest
 from gateway.serving.limits import HttpLimits, RefusedError, RequestHeadMeter
 
 LIMITS = HttpLimits(
-    max_request_line=100, max_header_count=5, max_header_bytes=1024, header_timeout=1, max_connections=10
+    max_request_line=100,
+    max_header_count=5,
+    max_header_bytes=1024,
+    header_timeout=1,
+    max_connections=10,
+    body_timeout=10,
+    body_min_rate=240,
+    body_rate_grace=5,
 )
 
 
