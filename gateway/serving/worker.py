@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import sys
@@ -27,6 +28,7 @@ from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
 from gateway.health import begin_draining
+from gateway.metrics import MULTIPROCESS_DIRECTORY_VARIABLE, ConnectionGauges
 from gateway.serving.heap_trim import HEAP_TRIM_INTERVAL_SECONDS, heap_trimmer
 from gateway.serving.protocols import http_protocol_class
 from gateway.serving.served_tls import ServedTLS, load_or_keep
@@ -49,6 +51,8 @@ SHUTDOWN_MARGIN_SECONDS = 1.0
 QUICK_EXIT_GRACE_SECONDS = 0.2
 # Uvicorn's main loop calls on_tick every 0.1 s.
 _HEAP_TRIM_TICKS = round(HEAP_TRIM_INTERVAL_SECONDS / 0.1)
+# Open connections are published for /metrics once a second.
+_CONNECTION_PUBLISH_TICKS = 10
 
 
 def uvicorn_graceful_timeout(settings: Settings) -> float:
@@ -69,8 +73,10 @@ class DrainingServer(Server):
         prestop_delay: float,
         ssl_context: ssl.SSLContext | None,
         handshake_timeout: float,
+        connection_gauges: ConnectionGauges | None = None,
     ) -> None:
         super().__init__(config)
+        self._connection_gauges = connection_gauges
         self._on_drain = on_drain
         self._on_shutdown = on_shutdown
         self._prestop_delay = prestop_delay
@@ -112,6 +118,8 @@ class DrainingServer(Server):
             self.should_exit = True
         if self._trim_heap is not None and counter % _HEAP_TRIM_TICKS == 0:
             self._trim_heap()
+        if self._connection_gauges is not None and counter % _CONNECTION_PUBLISH_TICKS == 0:
+            self._connection_gauges.publish(len(self.server_state.connections))
         return await super().on_tick(counter)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -192,6 +200,12 @@ class GatewayWorker(UvicornWorker):
         self.config = Config(**config_kwargs)
         self.server: DrainingServer | None = None
 
+    def _connection_gauges(self) -> ConnectionGauges | None:
+        # In the worker process: multiprocess values are files named by the process that writes.
+        if not self.settings.metrics_enabled or not os.environ.get(MULTIPROCESS_DIRECTORY_VARIABLE):
+            return None
+        return ConnectionGauges(self.settings.max_connections)
+
     def _mark_draining(self) -> None:
         self.http_protocol_class.server_draining = True
 
@@ -213,6 +227,7 @@ class GatewayWorker(UvicornWorker):
             prestop_delay=self.settings.prestop_delay,
             ssl_context=self.ssl_context,
             handshake_timeout=self.settings.header_timeout,
+            connection_gauges=self._connection_gauges(),
         )
         self._install_sigquit_handler()
         await self.server.serve(sockets=self.sockets)
