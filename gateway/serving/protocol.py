@@ -98,6 +98,9 @@ class GatewayHttpProtocol(GuardedConnection, HttpToolsProtocol):
 
     def _feed(self, data: bytes) -> None:
         """Parse ``data`` until the pipeline is full; what is left waits, reading paused."""
+        if len(data) <= PARSE_SLICE_BYTES and len(self.pipeline) < PIPELINE_HIGH_WATER:
+            self.parser.feed_data(data)  # The usual read: one request, or a few.
+            return
         view = memoryview(data)
         for offset in range(0, len(data), PARSE_SLICE_BYTES):
             if len(self.pipeline) >= PIPELINE_HIGH_WATER:
@@ -125,7 +128,7 @@ class GatewayHttpProtocol(GuardedConnection, HttpToolsProtocol):
             return
         data, self._unparsed = self._unparsed, b""
         self._parse(data)
-        if not self._unparsed:
+        if not self._unparsed and not self.transport.is_closing():
             self.flow.resume_reading()
 
     def on_message_begin(self) -> None:

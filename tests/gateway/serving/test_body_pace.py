@@ -4,18 +4,7 @@ a clock that stops while reading is paused."""
 from __future__ import annotations
 
 from gateway.serving.body_pace import BodyPace
-from gateway.serving.limits import HttpLimits
-
-LIMITS = HttpLimits(
-    max_request_line=100,
-    max_header_count=5,
-    max_header_bytes=1024,
-    header_timeout=1,
-    max_connections=10,
-    body_timeout=10,
-    body_min_rate=240,
-    body_rate_grace=5,
-)
+from tests.gateway.serving.test_limits import LIMITS
 
 
 def _drip(pace: BodyPace, first: int, last: int, bytes_per_second: int = 1) -> str | None:
