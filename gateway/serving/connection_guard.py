@@ -169,6 +169,9 @@ class GuardedConnection:
         if self.transport.is_closing() or not self._body_arriving():
             return
         now = self.loop.time()
+        if self.cycle is not None and self.cycle.waiting_for_100_continue:
+            # The client waits for the app's 100 Continue: the body's clock starts once it is sent.
+            self._restart_body_pace(now)
         reason = self._body_pace.verdict(now)
         if reason is None:
             self._body_timer = self.loop.call_later(self._body_pace.next_check(now), self._judge_body)

@@ -13,8 +13,9 @@ for deployments that want the pure-Python parser. h11 offers fewer hooks, so:
 - h11 reads a request with both Content-Length and Transfer-Encoding as chunked and keeps
   the connection, so bytes after the chunked end ran as a second request (smuggling past a
   proxy that framed by Content-Length); such a request is refused 400 and the connection
-  closed (RFC 9112, section 6.3). h11 pauses at a pipelined request by itself; reading
-  stays paused until the app has answered (Uvicorn resumed it on every ``receive()``);
+  closed (RFC 9112, section 6.3). h11 pauses at a pipelined request by itself; while it
+  holds such bytes, reading stays paused until the app has answered (Uvicorn resumed it
+  on every ``receive()``, so a streamed answer listening for a disconnect let a read in each);
 - Uvicorn's h11 cycle does not write ``Connection: close`` when it is not keeping a
   connection alive, so the protocol adds it to the responses of a draining connection:
   without it a pooling client may send its next request into the closing connection.
@@ -151,6 +152,11 @@ class GatewayH11Protocol(GuardedConnection, H11Protocol):
         return self.conn.their_state is h11.SEND_BODY
 
     def holds_reading(self) -> bool:
-        # The request is in and its answer is not out: more bytes are the next request,
-        # which h11 would only buffer (it pauses at it).
-        return self.conn.their_state in _REQUEST_RECEIVED and self.conn.our_state in _RESPONDING
+        # The request is in, its answer is not out, and h11 holds bytes of the next request
+        # (it pauses there): reading on would only add to them. Without such bytes reading
+        # resumes, so that a client closing the connection is still noticed.
+        return (
+            self.conn.their_state in _REQUEST_RECEIVED
+            and self.conn.our_state in _RESPONDING
+            and bool(self.conn.trailing_data[0])
+        )
