@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
 from gateway.request_context import current_request_id
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
     ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+# The status recorded for a request whose connection closed before its body arrived
+# (nginx's "client closed request"); nobody receives it. The server may have closed the
+# connection itself: a malformed or too slow body, answered 400 or 408 by the protocol.
+CONNECTION_CLOSED_STATUS = 499
 # RFC 9110 renamed these; Python's HTTPStatus has the new names only from 3.13.
 _RFC_9110_PHRASES = {413: "Content Too Large", 414: "URI Too Long", 422: "Unprocessable Content"}
 logger = logging.getLogger("gateway.errors")
@@ -169,6 +174,12 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _connection_closed(request: Request, exc: Exception) -> Response:
+    # The client's doing, not the server's: no 500, no traceback.
+    logger.info("connection closed before the request body arrived: %s %s", request.method, request.url.path)
+    return Response(status_code=CONNECTION_CLOSED_STATUS)
+
+
 async def _unhandled_error(request: Request, exc: Exception) -> Response:
     # Starlette's ServerErrorMiddleware re-raises after sending this response, so the
     # traceback is logged once, by the edge, with the request id; none reaches the client.
@@ -179,4 +190,5 @@ def install_error_handlers(app: Starlette, *, known_versions: list[str] | None =
     """Render every error of ``app`` as a problem; a 404 at the root lists ``known_versions``."""
     app.add_exception_handler(HTTPException, _http_exception_handler(known_versions))
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ClientDisconnect, _connection_closed)
     app.add_exception_handler(Exception, _unhandled_error)

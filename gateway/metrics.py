@@ -134,6 +134,33 @@ class GatewayMetrics:
         return generate_latest(registry)
 
 
+class ConnectionGauges:
+    """A worker's open connections and its cap, summed over the workers at /metrics.
+
+    Set by the Gunicorn worker (the app does not see the server's connections) once a
+    second, like the requests in flight; only under Gunicorn, where every gauge lands in
+    the multiprocess directory whatever registry, if any, it belongs to.
+    """
+
+    def __init__(self, limit_per_worker: int) -> None:
+        self.open = Gauge(
+            "gateway_connections_open",
+            "HTTP connections open now (a TLS one once its handshake is done).",
+            registry=None,
+            multiprocess_mode="livesum",
+        )
+        self.limit = Gauge(
+            "gateway_connections_limit",
+            "Connections the workers hold before new requests get 503 (GATEWAY_MAX_CONNECTIONS each).",
+            registry=None,
+            multiprocess_mode="livesum",
+        )
+        self.limit.set(limit_per_worker)
+
+    def publish(self, open_connections: int) -> None:
+        self.open.set(open_connections)
+
+
 def metrics_route(metrics: GatewayMetrics) -> Route:
     async def expose(request: object) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -216,6 +216,24 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a client may take to send its request headers; then the connection closes.",
     )
+    body_timeout: float = Field(
+        default=10,
+        gt=0,
+        description="Seconds a request body may go without a byte (while the server reads); then 408 and the connection closes.",
+    )
+    body_min_rate: float = Field(
+        default=240,
+        ge=0,
+        description=(
+            "Bytes a second a request body must average once GATEWAY_BODY_RATE_GRACE has passed "
+            "(Kestrel's MinRequestBodyDataRate; 0: no minimum); slower: 408 and the connection closes."
+        ),
+    )
+    body_rate_grace: float = Field(
+        default=5,
+        ge=0,
+        description="Seconds of reading a request body before GATEWAY_BODY_MIN_RATE applies.",
+    )
     max_connections: int = Field(
         default=1000,
         ge=1,

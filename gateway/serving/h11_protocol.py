@@ -10,6 +10,12 @@ for deployments that want the pure-Python parser. h11 offers fewer hooks, so:
 - the header count and the exact target length are known only once h11 has parsed the
   head, so those two refusals come from the request's ASGI call instead of the parser
   (the same 414 or 431 problem, the connection closed);
+- h11 reads a request with both Content-Length and Transfer-Encoding as chunked and keeps
+  the connection, so bytes after the chunked end ran as a second request (smuggling past a
+  proxy that framed by Content-Length); such a request is refused 400 and the connection
+  closed (RFC 9112, section 6.3). h11 pauses at a pipelined request by itself; while it
+  holds such bytes, reading stays paused until the app has answered (Uvicorn resumed it
+  on every ``receive()``, so a streamed answer listening for a disconnect let a read in each);
 - Uvicorn's h11 cycle does not write ``Connection: close`` when it is not keeping a
   connection alive, so the protocol adds it to the responses of a draining connection:
   without it a pooling client may send its next request into the closing connection.
@@ -37,6 +43,11 @@ _CONNECTION_CLOSE = (b"connection", b"close")
 # The states in which h11 has no request of the client's still arriving: the next bytes
 # begin a new request head (IDLE), or a pipelined one (DONE).
 _BETWEEN_REQUESTS = (h11.IDLE, h11.DONE)
+# The states in which the client's request has fully arrived.
+_REQUEST_RECEIVED = (h11.DONE, h11.MUST_CLOSE)
+# The states in which the server's response is not yet complete.
+_RESPONDING = (h11.SEND_RESPONSE, h11.SEND_BODY)
+_FRAMING_HEADERS = (b"content-length", b"transfer-encoding")
 
 
 class GatewayH11Protocol(GuardedConnection, H11Protocol):
@@ -63,6 +74,7 @@ class GatewayH11Protocol(GuardedConnection, H11Protocol):
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         # The WebSocket protocol takes the transport over; this one gets no connection_lost.
         self._cancel_header_timer()
+        self._cancel_body_timer()
         super().handle_websocket_upgrade(event)
 
     # Parsing, with limits
@@ -73,8 +85,10 @@ class GatewayH11Protocol(GuardedConnection, H11Protocol):
         if self._reading_head and (refusal := self._head.measure(data)) is not None:
             self._refuse(refusal)
             return
+        self._note_received(len(data))
         super().data_received(data)
         self._notice_parsed_head()
+        self._watch_body()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -108,6 +122,10 @@ class GatewayH11Protocol(GuardedConnection, H11Protocol):
             return RefusedError.target_too_long(self.limits)
         if len(scope["headers"]) > self.limits.max_header_count:
             return RefusedError.too_many_headers(self.limits)
+        # h11 has already merged equal Content-Lengths and refused conflicting ones, and
+        # any Transfer-Encoding but one "chunked": two framing headers left means both kinds.
+        if sum(name in _FRAMING_HEADERS for name, _ in scope["headers"]) > 1:
+            return RefusedError.ambiguous_framing()
         return None
 
     def _closing_when_draining(self, send: Send) -> Send:
@@ -128,3 +146,17 @@ class GatewayH11Protocol(GuardedConnection, H11Protocol):
         if self._reading_head and self.cycle is not self._cycle_before_head:
             self._reading_head = False
             self._cancel_header_timer()
+            self._body_head_parsed()
+
+    def _body_arriving(self) -> bool:
+        return self.conn.their_state is h11.SEND_BODY
+
+    def holds_reading(self) -> bool:
+        # The request is in, its answer is not out, and h11 holds bytes of the next request
+        # (it pauses there): reading on would only add to them. Without such bytes reading
+        # resumes, so that a client closing the connection is still noticed.
+        return (
+            self.conn.their_state in _REQUEST_RECEIVED
+            and self.conn.our_state in _RESPONDING
+            and bool(self.conn.trailing_data[0])
+        )

@@ -44,6 +44,9 @@ def http_limits(settings: Settings) -> HttpLimits:
         max_header_bytes=settings.max_header_bytes,
         header_timeout=settings.header_timeout,
         max_connections=settings.max_connections,
+        body_timeout=settings.body_timeout,
+        body_min_rate=settings.body_min_rate,
+        body_rate_grace=settings.body_rate_grace,
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -29,6 +30,7 @@ from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
 from gateway.health import begin_draining
+from gateway.metrics import MULTIPROCESS_DIRECTORY_VARIABLE, ConnectionGauges
 from gateway.serving.heap_trim import HEAP_TRIM_INTERVAL_SECONDS, heap_trimmer
 from gateway.serving.protocols import http_protocol_class
 from gateway.serving.served_tls import ServedTLS, load_or_keep
@@ -54,6 +56,8 @@ _HEAP_TRIM_TICKS = round(HEAP_TRIM_INTERVAL_SECONDS / 0.1)
 # The module of the gateway's app factory, as `gateway serve` and the Dockerfile name it.
 _GATEWAY_APP_MODULE = "gateway.app:"
 logger = logging.getLogger("gateway.serving")
+# Open connections are published for /metrics once a second.
+_CONNECTION_PUBLISH_TICKS = 10
 
 
 def uvicorn_graceful_timeout(settings: Settings) -> float:
@@ -74,8 +78,10 @@ class DrainingServer(Server):
         prestop_delay: float,
         ssl_context: ssl.SSLContext | None,
         handshake_timeout: float,
+        connection_gauges: ConnectionGauges | None = None,
     ) -> None:
         super().__init__(config)
+        self._connection_gauges = connection_gauges
         self._on_drain = on_drain
         self._on_shutdown = on_shutdown
         self._prestop_delay = prestop_delay
@@ -117,6 +123,8 @@ class DrainingServer(Server):
             self.should_exit = True
         if self._trim_heap is not None and counter % _HEAP_TRIM_TICKS == 0:
             self._trim_heap()
+        if self._connection_gauges is not None and counter % _CONNECTION_PUBLISH_TICKS == 0:
+            self._connection_gauges.publish(len(self.server_state.connections))
         return await super().on_tick(counter)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -224,6 +232,12 @@ class GatewayWorker(UvicornWorker):
 
             self.wsgi = create_app(self.settings)
 
+    def _connection_gauges(self) -> ConnectionGauges | None:
+        # In the worker process: multiprocess values are files named by the process that writes.
+        if not self.settings.metrics_enabled or not os.environ.get(MULTIPROCESS_DIRECTORY_VARIABLE):
+            return None
+        return ConnectionGauges(self.settings.max_connections)
+
     def _mark_draining(self) -> None:
         self.http_protocol_class.server_draining = True
 
@@ -245,6 +259,7 @@ class GatewayWorker(UvicornWorker):
             prestop_delay=self.settings.prestop_delay,
             ssl_context=self.ssl_context,
             handshake_timeout=self.settings.header_timeout,
+            connection_gauges=self._connection_gauges(),
         )
         self._install_sigquit_handler()
         await self.server.serve(sockets=self.sockets)

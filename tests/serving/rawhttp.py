@@ -65,3 +65,46 @@ def request_head(method: str, target: str, headers: list[tuple[str, str]] | None
         *(f"{name}: {value}" for name, value in headers or []),
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+@dataclass(frozen=True)
+class Exchange:
+    answers: list[tuple[int, bytes]]  # (status, body) of each response, in order.
+    closed: bool  # Whether the server closed the connection after them.
+
+
+def exchange(port: int, data: bytes, *, timeout: float = 5) -> Exchange:
+    """Write ``data`` at once, then read every response until the server closes (or ``timeout``)."""
+    received = b""
+    closed = False
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
+        connection.sendall(data)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    closed = True
+                    break
+                received += chunk
+        except TimeoutError:
+            pass
+        except ConnectionResetError:
+            closed = True
+    return Exchange(_split_responses(received), closed)
+
+
+def _split_responses(received: bytes) -> list[tuple[int, bytes]]:
+    answers = []
+    for _ in range(100):
+        head, separator, rest = received.partition(b"\r\n\r\n")
+        if not separator or not head.startswith(b"HTTP/1."):
+            break
+        lines = head.split(b"\r\n")
+        lengths = [
+            int(line.split(b":", 1)[1]) for line in lines if line.lower().startswith(b"content-length:")
+        ]
+        length = lengths[0] if lengths else len(rest)
+        answers.append((int(lines[0].split(b" ", 2)[1]), rest[:length]))
+        received = rest[length:]
+    return answers

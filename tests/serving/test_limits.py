@@ -21,13 +21,17 @@ SLOW_CLIENTS = 500
 def test_oversized_request_heads_are_refused(gateway_group: GatewayGroup) -> None:
     with gateway_group() as server:
         one_mebibyte_header = request_head("GET", "/v3/hello", [("X-Big", "a" * (1 << 20))])
-        assert send_raw(server.port, one_mebibyte_header).status == 431
+        too_large = send_raw(server.port, one_mebibyte_header)
+        assert too_large.status == 431
         many_headers = request_head("GET", "/v3/hello", [(f"X-Header-{n}", "1") for n in range(10_000)])
         assert send_raw(server.port, many_headers).status == 431
         long_url = request_head("GET", "/v3/hello?q=" + "a" * (100 * 1024))
         refused = send_raw(server.port, long_url)
         assert refused.status == 414
         assert b"content-type: application/problem+json" in refused.head
+        # Refused before any app runs, yet traced like every other answer.
+        assert b"x-request-id: " in refused.head
+        assert b"x-request-id: " in too_large.head
         # Within the limits, the same kinds of request pass.
         assert send_raw(server.port, request_head("GET", "/v3/hello", [("X-Some", "a" * 1000)])).status == 200
         assert _second_request_in_two_reads(server.port) == 200

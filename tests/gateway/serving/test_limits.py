@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import json
 
-from gateway.serving.limits import HttpLimits, RefusedError, RequestHeadMeter
+import pytest
+from starlette.types import Message
+
+from gateway.serving.limits import HttpLimits, RefusedError, RequestHeadMeter, overloaded
 
 LIMITS = HttpLimits(
-    max_request_line=100, max_header_count=5, max_header_bytes=1024, header_timeout=1, max_connections=10
+    max_request_line=100,
+    max_header_count=5,
+    max_header_bytes=1024,
+    header_timeout=1,
+    max_connections=10,
+    body_timeout=10,
+    body_min_rate=240,
+    body_rate_grace=5,
 )
 
 
@@ -69,3 +80,35 @@ def test_a_refusal_is_a_problem_response_that_closes_the_connection() -> None:
     assert b"content-type: application/problem+json" in head
     assert b"connection: close" in head
     assert f"content-length: {len(body)}".encode() in head
+
+
+def test_a_folded_header_line_is_refused_400() -> None:
+    _, refusal = _measure(b"POST / HTTP/1.1\r\nTransfer-Encoding:\r\n chunked\r\n\r\n")
+    assert refusal is not None
+    assert refusal.status == 400
+
+
+def test_a_refusal_carries_a_request_id_in_its_header_and_its_problem() -> None:
+    for incoming, expected in [(b"req-7", "req-7"), (b"bad id\r\n", None), (None, None)]:
+        head, _, body = RefusedError.headers_too_large(LIMITS).response_bytes(incoming).partition(b"\r\n\r\n")
+        request_id = json.loads(body)["request_id"]
+        assert f"x-request-id: {request_id}".encode() in head
+        # A malformed or missing incoming id is replaced, as the edge replaces it.
+        assert request_id == expected if expected is not None else len(request_id) == 32
+
+
+def test_the_overload_answer_carries_the_request_id() -> None:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    scope = {"type": "http", "headers": [(b"x-request-id", b"load-1")]}
+    asyncio.run(overloaded(scope, receive, send))
+    start, body = sent
+    assert start["status"] == 503
+    assert (b"x-request-id", b"load-1") in start["headers"]
+    assert json.loads(body["body"])["request_id"] == "load-1"

@@ -113,3 +113,23 @@ def test_a_response_finished_while_draining_says_connection_close(
         assert answer.startswith(b"HTTP/1.1 200")
         assert b"connection: close" in answer.split(b"\r\n\r\n")[0].lower()
         assert connection.recv(1024) == b""
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_a_body_awaiting_100_continue_is_not_timed_until_the_app_asks_for_it(
+    make_settings: Callable[..., Settings], parser: str
+) -> None:
+    # The client sends its body only after a 100 Continue, which Uvicorn writes when the app
+    # first reads: until then the server is not waiting for the client.
+    app = ProbeApp()
+    settings = make_settings(http=parser, body_timeout=0.3, body_rate_grace=0)
+    with (
+        serving(_config(settings, app)) as server,
+        socket.create_connection(("127.0.0.1", port_of(server)), timeout=10) as connection,
+    ):
+        connection.sendall(request_head("/hold", [("Expect", "100-continue"), ("Content-Length", "5")]))
+        assert app.held.wait(10), "the request never reached the app"
+        time.sleep(1.5)
+        app.release()
+        answer = read_response(connection)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
