@@ -84,7 +84,34 @@ _INTERNALS: list[tuple[str, str, str]] = [
         "HttpToolsProtocol.connection_lost",
         "connection_guard.py extends it",
     ),
+    (
+        "uvicorn.protocols.http.httptools_impl",
+        "HttpToolsProtocol.on_response_complete",
+        "protocol.py: resumes a paused pipeline",
+    ),
+    (
+        "uvicorn.protocols.http.httptools_impl",
+        "RequestResponseCycle",
+        "connection_guard.py reads its body and flags",
+    ),
+    # Flow control: connection_guard.py replaces each protocol's with a gated subclass.
+    (
+        "uvicorn.protocols.http.flow_control",
+        "FlowControl.pause_reading",
+        "connection_guard.py: GatedFlowControl",
+    ),
+    (
+        "uvicorn.protocols.http.flow_control",
+        "FlowControl.resume_reading",
+        "connection_guard.py: GatedFlowControl",
+    ),
+    ("uvicorn.protocols.http.flow_control", "HIGH_WATER_LIMIT", "protocol.py: a queued body's bound"),
     # The h11 protocol: gateway/serving/h11_protocol.py.
+    (
+        "uvicorn.protocols.http.h11_impl",
+        "H11Protocol.send_400_response",
+        "connection_guard.py replaces it (problem body, id)",
+    ),
     ("uvicorn.protocols.http.h11_impl", "H11Protocol.data_received", "h11_protocol.py extends it"),
     ("uvicorn.protocols.http.h11_impl", "H11Protocol.on_response_complete", "h11_protocol.py extends it"),
     ("uvicorn.protocols.http.h11_impl", "H11Protocol.handle_websocket_upgrade", "h11_protocol.py extends it"),
@@ -134,7 +161,8 @@ _INSTANCE_ATTRIBUTES: list[tuple[str, str, list[str]]] = [
             "logger",
         ],
     ),
-    ("uvicorn.protocols.http.h11_impl", "H11Protocol", ["conn", "cycle", "connections", "app"]),
+    ("uvicorn.protocols.http.h11_impl", "H11Protocol", ["conn", "cycle", "connections", "app", "flow"]),
+    ("uvicorn.protocols.http.flow_control", "FlowControl", ["read_paused"]),
     (
         "uvicorn.server",
         "Server",
