@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+_PROBLEM_CONTENT_TYPE_BYTES = PROBLEM_CONTENT_TYPE.encode()
 # The status recorded for a request whose connection closed before its body arrived
 # (nginx's "client closed request"); nobody receives it. The server may have closed the
 # connection itself: a malformed or too slow body, answered 400 or 408 by the protocol.
@@ -100,21 +101,20 @@ def problem_bytes(
     ).encode()
 
 
+def problem_headers(body: bytes, *extra: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    """The headers of a problem ``body`` answered through a raw ASGI ``send`` or on the wire."""
+    return [
+        (b"content-type", _PROBLEM_CONTENT_TYPE_BYTES),
+        (b"content-length", str(len(body)).encode()),
+        *extra,
+    ]
+
+
 async def send_problem(
     send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
     """Answer with a problem ``body`` (from ``problem_bytes``) through a raw ASGI ``send``."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
+    await send({"type": "http.response.start", "status": status, "headers": problem_headers(body, *headers)})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -9,13 +9,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
 from typing import TYPE_CHECKING
 
-from gateway.errors import problem_body
+from gateway.errors import problem_bytes
 
 if TYPE_CHECKING:
     from gateway.versions import VersionEntry
@@ -85,8 +84,7 @@ class VersionPolicy:
             extra["sunset"] = _rfc3339(entry.sunset_at)
         if brownout is not None:
             extra["brownout"] = {"start": _rfc3339(brownout.start), "end": _rfc3339(brownout.end)}
-        body = problem_body(410, detail, instance=path, **extra)
-        return json.dumps(body, separators=(",", ":")).encode()
+        return problem_bytes(410, detail, instance=path, **extra)
 
 
 def _rfc3339(moment: datetime) -> str:

@@ -8,12 +8,11 @@ answer 400, 408, 414, 431 or 503 with the gateway's problem body and an X-Reques
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gateway.errors import PROBLEM_CONTENT_TYPE, problem_body, status_phrase
+from gateway.errors import problem_bytes, problem_headers, status_phrase
 from gateway.request_context import REQUEST_ID_HEADER, accept_or_generate_request_id
 
 if TYPE_CHECKING:
@@ -115,15 +114,11 @@ def _problem(
 ) -> tuple[list[tuple[bytes, bytes]], bytes]:
     # The edge's id rule, so a refusal made before any app runs is traced like any answer.
     request_id = accept_or_generate_request_id(incoming_request_id)
-    body = json.dumps(problem_body(status, detail, request_id=request_id), separators=(",", ":")).encode()
-    headers = [
-        (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
-        (b"content-length", str(len(body)).encode()),
-        (REQUEST_ID_HEADER, request_id.encode()),
-        *extra,
-        # Refused or shed: the connection goes too, or a pooling client keeps it.
-        (b"connection", b"close"),
-    ]
+    body = problem_bytes(status, detail, request_id=request_id)
+    # Refused or shed: the connection goes too, or a pooling client keeps it.
+    headers = problem_headers(
+        body, (REQUEST_ID_HEADER, request_id.encode()), *extra, (b"connection", b"close")
+    )
     return headers, body
 
 
