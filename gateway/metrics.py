@@ -20,6 +20,8 @@ from prometheus_client.registry import Collector
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.background import running_alongside
+
 MULTIPROCESS_DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # Latency buckets in seconds, from a cache hit to a request near the worker timeout.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -106,13 +108,10 @@ class GatewayMetrics:
                 self.publish_in_flight()
                 await asyncio.sleep(interval)
 
-        task = asyncio.get_running_loop().create_task(publish_every())
         try:
-            yield
+            async with running_alongside(publish_every):
+                yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             self.publish_in_flight()
 
     def set_ready(self, ready: bool) -> None:

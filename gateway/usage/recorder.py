@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily
 
+from gateway.background import running_alongside
 from gateway.usage.ledger import UsageLedger
 
 if TYPE_CHECKING:
@@ -69,13 +70,10 @@ class UsageRecorder:
                 self._new_caller.clear()
                 await self.hand_over_aside()
 
-        task = asyncio.get_running_loop().create_task(hand_over_every())
         try:
-            yield
+            async with running_alongside(hand_over_every):
+                yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             self.hand_over()
             self.store.close()
 

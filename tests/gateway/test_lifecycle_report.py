@@ -20,9 +20,20 @@ if TYPE_CHECKING:
     import httpx
 
     from gateway.settings import Settings
+    from gateway.versions import VersionEntry
 
 pytestmark = pytest.mark.anyio
 OPS = "ops"
+
+
+def _deprecated_v1(**lifecycle: Any) -> VersionEntry:
+    return probe_version(
+        "/v1",
+        status="deprecated",
+        deprecated_at="2026-01-01T00:00:00Z",
+        sunset_at="2099-01-01T00:00:00Z",
+        **lifecycle,
+    )
 
 
 @pytest.fixture
@@ -30,16 +41,7 @@ async def client_of(
     make_settings: Callable[..., Settings],
 ) -> AsyncIterator[Callable[[str | None], httpx.AsyncClient]]:
     settings = make_settings(
-        versions=[
-            probe_version(
-                "/v1",
-                status="deprecated",
-                deprecated_at="2026-01-01T00:00:00Z",
-                sunset_at="2099-01-01T00:00:00Z",
-                successor="/v2",
-            ),
-            probe_version("/v2"),
-        ],
+        versions=[_deprecated_v1(successor="/v2"), probe_version("/v2")],
         internal_allow={"GET /internal/lifecycle": [spiffe_id(OPS)]},
         trusted_proxies=[spiffe_id("envoy")],
         caller_header="X-Authenticated-User",
@@ -114,13 +116,7 @@ async def test_callers_past_the_cap_are_counted_as_other(
 async def test_a_brownout_refusal_is_counted_for_its_caller(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(
         versions=[
-            probe_version(
-                "/v1",
-                status="deprecated",
-                deprecated_at="2026-01-01T00:00:00Z",
-                sunset_at="2099-01-01T00:00:00Z",
-                brownouts=[{"start": "2026-01-02T00:00:00Z", "end": "2098-01-01T00:00:00Z"}],
-            )
+            _deprecated_v1(brownouts=[{"start": "2026-01-02T00:00:00Z", "end": "2098-01-01T00:00:00Z"}])
         ],
         internal_allow={"GET /internal/lifecycle": [spiffe_id(OPS)]},
     )
