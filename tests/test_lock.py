@@ -31,6 +31,12 @@ def _requirements() -> list[Requirement]:
     return [Requirement(text) for text in declared]
 
 
+def test_the_lock_pins_versions_from_the_index_only() -> None:
+    # A path or URL (the project itself, as `pip freeze` writes it) cannot install elsewhere.
+    lines = [line for line in LOCK.read_text().splitlines() if line and not line.startswith("#")]
+    assert [line for line in lines if "==" not in line or " @ " in line] == []
+
+
 def test_every_dependency_is_locked_within_its_declared_range() -> None:
     locked = _locked()
     for requirement in _requirements():
