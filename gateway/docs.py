@@ -30,7 +30,7 @@ DOCS_ASSETS_PREFIX = "/static/docs"
 _DOCS_ASSETS_DIRECTORY = Path(fastapi_offline.__file__).parent / "static"
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 # Swagger UI's default validator badge asks validator.swagger.io about the schema.
-_SWAGGER_UI_PARAMETERS = {"validatorUrl": None}
+SWAGGER_UI_PARAMETERS = {"validatorUrl": None}
 
 
 def with_content_security_policy(page: HTMLResponse) -> HTMLResponse:
@@ -79,7 +79,7 @@ def install_offline_docs(app: FastAPI) -> None:
             swagger_js_url=f"{assets}/swagger-ui-bundle.js",
             swagger_css_url=f"{assets}/swagger-ui.css",
             swagger_favicon_url=f"{assets}/favicon.png",
-            swagger_ui_parameters=_SWAGGER_UI_PARAMETERS,
+            swagger_ui_parameters=SWAGGER_UI_PARAMETERS,
         )
         return with_content_security_policy(page)
 

@@ -15,6 +15,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from gateway.contracts.diff import compare_documents
+from gateway.docs import SWAGGER_UI_PARAMETERS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -22,8 +23,8 @@ if TYPE_CHECKING:
     from gateway.contracts.schemas import Change
     from gateway.discovery import VersionLinks
 
-# Swagger UI's default validator badge asks validator.swagger.io about the schema.
-_SWAGGER_UI_OPTIONS = {"dom_id": "#swagger-ui", "validatorUrl": None, "deepLinking": False}
+# The per-version pages' options, and where this page puts the UI.
+_SWAGGER_UI_OPTIONS = {**SWAGGER_UI_PARAMETERS, "dom_id": "#swagger-ui", "deepLinking": False}
 _SCRIPT = """
 const versions = JSON.parse(document.getElementById("versions").textContent);
 const select = document.getElementById("version");

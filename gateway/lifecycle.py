@@ -15,6 +15,8 @@ from email.utils import format_datetime
 from typing import TYPE_CHECKING
 
 from gateway.errors import problem_bytes
+from gateway.version_choice import API_VERSION_HEADER
+from gateway.versions import rfc3339
 
 if TYPE_CHECKING:
     from gateway.versions import VersionEntry
@@ -58,7 +60,7 @@ class VersionPolicy:
     def _build_headers(self, root_path: str) -> Headers:
         entry = self.entry
         # Every response of a version says which one served it (chosen by path or header).
-        headers: Headers = [(b"api-version", entry.name.encode())]
+        headers: Headers = [(API_VERSION_HEADER, entry.name.encode())]
         if entry.deprecated_at is not None:
             headers.append((b"deprecation", f"@{int(entry.deprecated_at.timestamp())}".encode()))
             guide = entry.migration_guide or f"{root_path}/docs#{entry.name}"
@@ -76,19 +78,15 @@ class VersionPolicy:
         if brownout is None:
             detail = f"API version {entry.name} has reached its sunset"
         else:
-            detail = f"API version {entry.name} is unavailable until {_rfc3339(brownout.end)}, a brownout"
-            detail += f" before its sunset on {_rfc3339(entry.sunset_at)}" if entry.sunset_at else ""
+            detail = f"API version {entry.name} is unavailable until {rfc3339(brownout.end)}, a brownout"
+            detail += f" before its sunset on {rfc3339(entry.sunset_at)}" if entry.sunset_at else ""
         detail += f"; use {successor} instead." if successor else "."
         extra: dict[str, object] = {"successor": successor}
         if entry.sunset_at is not None:
-            extra["sunset"] = _rfc3339(entry.sunset_at)
+            extra["sunset"] = rfc3339(entry.sunset_at)
         if brownout is not None:
-            extra["brownout"] = {"start": _rfc3339(brownout.start), "end": _rfc3339(brownout.end)}
+            extra["brownout"] = {"start": rfc3339(brownout.start), "end": rfc3339(brownout.end)}
         return problem_bytes(410, detail, instance=path, **extra)
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def version_policies(entries: list[VersionEntry], enforce_sunset: bool) -> dict[str, VersionPolicy]:

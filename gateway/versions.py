@@ -43,6 +43,11 @@ def check_factory(factory: str) -> str:
     return factory
 
 
+def rfc3339(moment: datetime) -> str:
+    """A lifecycle moment as the wire shows it: RFC 3339 in UTC, with ``Z``."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _as_utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from gateway.versions import rfc3339
+
 if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
@@ -38,7 +40,7 @@ def lifecycle_report(
     entries: list[VersionEntry], callers: list[CallerUsage], now: datetime
 ) -> dict[str, Any]:
     return {
-        "generated_at": _rfc3339(now),
+        "generated_at": rfc3339(now.replace(microsecond=0)),
         "versions": [_version(entry, callers, now) for entry in entries],
     }
 
@@ -53,12 +55,12 @@ def _version(entry: VersionEntry, callers: list[CallerUsage], now: datetime) -> 
         "name": entry.name,
         "prefix": entry.prefix,
         "status": entry.lifecycle_at(now).value,
-        "deprecated_at": _rfc3339(entry.deprecated_at),
-        "sunset_at": _rfc3339(entry.sunset_at),
+        "deprecated_at": _moment(entry.deprecated_at),
+        "sunset_at": _moment(entry.sunset_at),
         "days_left": days_left,
         "successor": entry.successor,
         "brownouts": [
-            {"start": _rfc3339(window.start), "end": _rfc3339(window.end)} for window in entry.brownouts
+            {"start": rfc3339(window.start), "end": rfc3339(window.end)} for window in entry.brownouts
         ],
         "in_brownout": brownout is not None,
         "requests": sum(usage.requests for usage in own),
@@ -71,17 +73,15 @@ def _caller(usage: CallerUsage) -> dict[str, Any]:
         "caller": usage.caller,
         "requests": usage.requests,
         "refused": usage.refused,
-        "first_seen": _rfc3339(datetime.fromtimestamp(usage.first_seen, UTC)),
-        "last_seen": _rfc3339(datetime.fromtimestamp(usage.last_seen, UTC)),
+        "first_seen": rfc3339(datetime.fromtimestamp(int(usage.first_seen), UTC)),
+        "last_seen": rfc3339(datetime.fromtimestamp(int(usage.last_seen), UTC)),
         "routes": [{"route": route, "requests": requests} for route, requests in usage.top_routes],
         "status_classes": usage.status_classes,
     }
 
 
-def _rfc3339(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def _moment(moment: datetime | None) -> str | None:
+    return None if moment is None else rfc3339(moment)
 
 
 def render_text(report: dict[str, Any]) -> str:
