@@ -85,7 +85,15 @@ def when_ready(server: object) -> None:
 
         from gateway.metrics import multiprocess_registry
 
-        start_http_server(_settings.metrics_port, addr=_settings.host, registry=multiprocess_registry())
+        registry = multiprocess_registry()
+        if _settings.usage:
+            # Usage by caller lives in the workers' shared store, not in the metrics files.
+            from gateway.usage.recorder import UsageCollector
+            from gateway.usage.store import UsageStore, usage_location
+
+            location = usage_location(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+            registry.register(UsageCollector(None, UsageStore(location, _settings.usage_callers_per_version)))
+        start_http_server(_settings.metrics_port, addr=_settings.host, registry=registry)
 
 
 def child_exit(server: object, worker: object) -> None:

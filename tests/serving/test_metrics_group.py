@@ -6,7 +6,8 @@ import os
 import re
 import signal
 
-from tests.servers import loopback_client
+from tests.servers import LOOPBACK, loopback_client
+from tests.services.databases import closed_port
 from tests.serving.conftest import GatewayGroup, wait_for, worker_pids
 
 REQUESTS = 200
@@ -56,3 +57,19 @@ def test_a_killed_workers_counts_survive_its_death(gateway_group: GatewayGroup) 
         assert re.search(r"^gateway_requests_in_flight 1\.0$", text, re.M), (
             f"only the scrape is in flight:\n{text}"
         )
+
+
+def test_the_arbiters_metrics_port_has_the_usage_by_caller_too(gateway_group: GatewayGroup) -> None:
+    metrics_port = closed_port()
+    with gateway_group(metrics_port=str(metrics_port)) as server:
+        for _ in range(10):
+            with loopback_client(server.origin) as client:
+                client.get("/v3/pid")
+
+        def counted() -> bool:
+            with loopback_client(f"http://{LOOPBACK}:{metrics_port}") as client:
+                text = client.get("/metrics").text
+            return 'gateway_version_requests_total{caller="anonymous",version="v3"} 10.0' in text
+
+        # Each worker hands its counts over within a second.
+        assert wait_for(counted, 10, interval=0.2), server.output()
