@@ -21,6 +21,7 @@ from gateway.health import ProbeReport, ReadinessCheck, add_readiness_check
 from gateway.serving.cpus import default_worker_count
 from gateway.settings import Settings
 from gateway.shared import shared_resources_of
+from gateway.sqlite import use_write_ahead_log
 from gateway.tls.identity import CallerIdentity, ServiceIdentity, identity_of
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "identity_of",
     "problem_response",
     "shared_resources_of",
+    "use_write_ahead_log",
 ]
 
 # How an extension's command reads the settings: flags (by setting name) over the rest; an

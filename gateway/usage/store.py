@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from gateway.sqlite import use_write_ahead_log
 from gateway.usage.ledger import OTHER_CALLER
 
 if TYPE_CHECKING:
@@ -85,7 +86,8 @@ class UsageStore:
                 check_same_thread=False,
             )
             if self.location != ":memory:":
-                connection.execute("PRAGMA journal_mode=WAL")
+                # Every worker opens the file on its first request: they race to switch it.
+                use_write_ahead_log(connection.cursor(), timeout=_BUSY_TIMEOUT_MILLISECONDS / 1000)
             connection.executescript(_SCHEMA)
             self._connection, self._connection_pid = connection, os.getpid()
         return self._connection

@@ -22,7 +22,6 @@ On PostgreSQL through asyncpg, ``timeout`` bounds connecting and every statement
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,12 +29,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from gateway.api import use_write_ahead_log
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
     from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
-
-_WAL_SWITCH_ATTEMPTS = 200
-_WAL_SWITCH_PAUSE_SECONDS = 0.025
 
 # Execution option that marks a connection's transactions as writes.
 WRITE_TRANSACTION_OPTION = "catalog_write_transaction"
@@ -116,31 +114,6 @@ def _create_parent_directory(url: URL) -> None:
     Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _use_write_ahead_log(cursor: Any, *, timeout: float) -> None:
-    """Switch the file to WAL, which lets readers proceed while one writer writes.
-
-    The mode persists in the file, so this is a read once the first connection set it.
-    Only the switch itself can meet "database is locked": it needs the file to itself, and
-    SQLite does not wait for that with the busy timeout when several processes open a new
-    file at once (seen with 8 stores starting together). So the switch is retried, bounded.
-    """
-    deadline = time.monotonic() + timeout
-    for _attempt in range(_WAL_SWITCH_ATTEMPTS):
-        cursor.execute("PRAGMA journal_mode")
-        if cursor.fetchone()[0] == "wal":
-            return
-        try:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        # sqlite3's OperationalError, or SQLAlchemy's adaptation of it under aiosqlite.
-        except Exception as error:
-            if "locked" not in str(error) or time.monotonic() > deadline:
-                raise
-        # Blocking, but only while processes race to create a new database file.
-        time.sleep(_WAL_SWITCH_PAUSE_SECONDS)
-    raise RuntimeError("could not switch the SQLite database to WAL mode")
-
-
 def _take_over_sqlite_transactions(engine: Engine, *, busy_timeout_ms: int) -> None:
     def configure_connection(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:
         # None: the driver never emits BEGIN itself; ``begin_transaction`` does.
@@ -148,7 +121,7 @@ def _take_over_sqlite_transactions(engine: Engine, *, busy_timeout_ms: int) -> N
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
-            _use_write_ahead_log(cursor, timeout=busy_timeout_ms / 1000)
+            use_write_ahead_log(cursor, timeout=busy_timeout_ms / 1000)
             # Safe in WAL mode: a power loss may drop the last commits but never corrupts.
             cursor.execute("PRAGMA synchronous = NORMAL")
             # Off by default in SQLite; item_tags relies on ON DELETE CASCADE.

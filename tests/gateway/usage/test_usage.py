@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -134,3 +136,24 @@ async def test_handing_over_stops_even_when_a_new_caller_arrives_as_it_stops() -
             # (Python 3.11's wait_for swallowed that cancellation: the shutdown hung).
             recorder.record("v1", BILLING, "/v1/items", 200)
     assert time.monotonic() - started < 2
+
+
+def test_a_worker_opening_the_store_while_another_writes_waits_for_it(tmp_path: Path) -> None:
+    # A new file, not yet in WAL mode, in which another worker holds the write lock: SQLite
+    # refuses the switch to WAL at once ("database is locked") rather than wait; found when
+    # two workers of a group counted their first requests at the same moment.
+    location = usage_location(str(tmp_path))
+    other_worker = sqlite3.connect(location, isolation_level=None, check_same_thread=False)
+    other_worker.execute("CREATE TABLE warming_up (x)")
+    other_worker.execute("BEGIN IMMEDIATE")
+    releases = threading.Timer(0.3, lambda: other_worker.execute("COMMIT"))
+    releases.start()
+    try:
+        ledger = UsageLedger(callers_per_version=10)
+        ledger.record("v1", BILLING, "/v1/items", 200)
+        store = _store(location)
+        store.add(ledger.take())
+    finally:
+        releases.join()
+        other_worker.close()
+    assert [usage.caller for usage in store.callers()] == [BILLING]
