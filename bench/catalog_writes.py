@@ -15,6 +15,11 @@ Two phases per store, each counted, not only timed:
 Writes/s counts successful writes per second of the phase; latencies are per request
 (a PATCH that got 412 included). Client and server share the machine, so on a small one
 the figures are a floor, not the server's ceiling.
+
+``--cpu`` measures instead what one uncontended write costs the server: one client sends
+each kind of write in turn to a one-worker ``gateway serve``, and the worker's CPU time
+(user + system, from ``/proc``) is divided by the requests; the client's own time does
+not count, so the figure holds on a busy machine too.
 """
 
 from __future__ import annotations
@@ -254,7 +259,7 @@ def _upgrade(database_url: str, folder: Path) -> None:
 
 
 @contextmanager
-def _gateway(database_url: str, folder: Path, workers: int) -> Iterator[str]:
+def _gateway(database_url: str, folder: Path, workers: int) -> Iterator[tuple[str, int]]:
     """``gateway serve`` on a port of the OS's choosing, until it is ready; then SIGTERM."""
     log = (folder / "gateway.log").open("w+")
     process = subprocess.Popen(
@@ -266,7 +271,7 @@ def _gateway(database_url: str, folder: Path, workers: int) -> Iterator[str]:
     )
     try:
         origin = _wait_until_ready(process, folder / "gateway.log")
-        yield origin
+        yield origin, process.pid
     finally:
         os.kill(process.pid, signal.SIGTERM)
         try:
@@ -304,6 +309,78 @@ async def _measure(origin: str, arguments: argparse.Namespace) -> tuple[PhaseRes
     return updates, lost, creations, duplicates
 
 
+# Each kind of write the CPU measurement sends, one after another, by one client.
+_CPU_WARM_UP = 100
+_CPU_REQUESTS = 1000
+
+
+def _worker_pid(arbiter_pid: int) -> int:
+    children = Path(f"/proc/{arbiter_pid}/task/{arbiter_pid}/children").read_text().split()
+    if len(children) != 1:
+        raise RuntimeError(f"expected one worker under the arbiter, found {children}")
+    return int(children[0])
+
+
+def _cpu_seconds(pid: int) -> float:
+    # utime and stime, fields 14 and 15 of /proc/PID/stat (after the command in parentheses).
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _cpu_per_write(origin: str, worker_pid: int, requests: int) -> dict[str, float]:
+    """Microseconds of the worker's CPU per request, for each kind of uncontended write."""
+    async with httpx.AsyncClient(base_url=origin, timeout=60, trust_env=False) as client:
+        created = await client.post("/v2/items", json={"name": "cpu", "price": {"amount": "1.00"}})
+        created.raise_for_status()
+        item = f"/v2/items/{created.json()['id']}"
+        etag = created.headers["etag"]
+
+        async def post(number: int) -> httpx.Response:
+            return await client.post(
+                "/v2/items", json={"name": f"cpu {number}", "price": {"amount": "1.00"}, "tags": ["a", "b"]}
+            )
+
+        async def post_once(number: int) -> httpx.Response:
+            body = {"name": f"cpu {number}", "price": {"amount": "1.00"}, "tags": ["a", "b"]}
+            return await client.post(
+                "/v2/items", json=body, headers={"Idempotency-Key": secrets.token_hex(8)}
+            )
+
+        async def patch(number: int) -> httpx.Response:
+            return await client.patch(item, json={"description": str(number)})
+
+        async def patch_if_match(number: int) -> httpx.Response:
+            nonlocal etag
+            response = await client.patch(item, json={"description": str(number)}, headers={"If-Match": etag})
+            etag = response.headers.get("etag", etag)
+            return response
+
+        costs = {}
+        kinds = {
+            "POST": post,
+            "POST Idempotency-Key": post_once,
+            "PATCH": patch,
+            "PATCH If-Match": patch_if_match,
+        }
+        for kind, send in kinds.items():
+            for number in range(_CPU_WARM_UP):
+                (await send(number)).raise_for_status()
+            started = _cpu_seconds(worker_pid)
+            for number in range(requests):
+                (await send(number)).raise_for_status()
+            costs[kind] = round((_cpu_seconds(worker_pid) - started) / requests * 1e6, 1)
+    return costs
+
+
+def measure_cpu(store: str, requests: int) -> dict[str, float]:
+    with (
+        tempfile.TemporaryDirectory(prefix=f"catalog-writes-{store}-") as temporary,
+        _database(store, Path(temporary)) as database_url,
+        _gateway(database_url, Path(temporary), 1) as (origin, arbiter_pid),
+    ):
+        return asyncio.run(_cpu_per_write(origin, _worker_pid(arbiter_pid), requests))
+
+
 def _postgresql_reachable() -> str | None:
     try:
         _execute_postgresql("SELECT 1")
@@ -321,7 +398,7 @@ def run(arguments: argparse.Namespace) -> list[StoreResult]:
         with (
             tempfile.TemporaryDirectory(prefix=f"catalog-writes-{store}-") as temporary,
             _database(store, Path(temporary)) as database_url,
-            _gateway(database_url, Path(temporary), arguments.workers) as origin,
+            _gateway(database_url, Path(temporary), arguments.workers) as (origin, _arbiter_pid),
         ):
             updates, lost, creations, duplicates = asyncio.run(_measure(origin, arguments))
         results.append(
@@ -363,7 +440,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--creations", type=int, default=1000, help="idempotent creations (default: 1000)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="the server's CPU per uncontended write instead (1 worker, 1 client)",
+    )
     arguments = parser.parse_args(argv)
+    if arguments.cpu:
+        stores = ["sqlite", "postgresql"] if arguments.store == "both" else [arguments.store]
+        print("| store | write | server CPU per request (us) |\n|---|---|--:|")
+        for store in stores:
+            if store == "postgresql" and (reason := _postgresql_reachable()) is not None:
+                print(f"skipping PostgreSQL: {reason}", file=sys.stderr)
+                continue
+            for kind, microseconds in measure_cpu(store, _CPU_REQUESTS).items():
+                print(f"| {store} | {kind} | {microseconds:,.1f} |")
+        return 0
     results = run(arguments)
     print(json.dumps([asdict(result) for result in results], indent=2) if arguments.json else render(results))
     # Correctness is part of the measurement: any lost or doubled write fails the run.

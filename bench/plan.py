@@ -138,6 +138,9 @@ SERVERS = {
         ServerSpec("serve-mtls", "gateway serve, 1 worker, mTLS", _gateway_serve(1), _tls("mtls"), _READY, tls=True, client_certificate=True),
         ServerSpec("v2-pg", "v2 app alone on PostgreSQL, Uvicorn", _uvicorn("bench.apps:create_v2_alone"), _settings("postgresql"), "/items?limit=1"),
         ServerSpec("gateway-pg", "gateway on PostgreSQL, Uvicorn", _gateway_uvicorn(), _settings("postgresql"), _READY),
+        ServerSpec("driver-aiosqlite", "FastAPI + aiosqlite directly, Uvicorn", _uvicorn("bench.driver_apps:create_aiosqlite_app"), _settings(), "/items?limit=1"),
+        ServerSpec("driver-sqlite3", "FastAPI + sqlite3 in the event loop, Uvicorn", _uvicorn("bench.driver_apps:create_sqlite3_app"), _settings(), "/items?limit=1"),
+        ServerSpec("driver-pg", "FastAPI + an asyncpg pool directly, Uvicorn", _uvicorn("bench.driver_apps:create_asyncpg_app"), _settings("postgresql"), "/items?limit=1"),
     ]
 }  # fmt: skip
 
@@ -167,8 +170,13 @@ def build_rows(etag: str) -> list[Row]:
         Row("2a", "naive gateway", "naive", Request("/v2" + item)),
         Row("2b", "naive gateway", "naive", Request("/v2" + page)),
         Row("2c", "naive gateway", "naive", Request("/v2" + item, headers=unchanged)),
-        Row("3a", "v2 app alone", "v2", Request(item)),
-        Row("3b", "v2 app alone", "v2", Request(page)),
+        # The same read and page by a minimal FastAPI app on each driver (bench/driver_apps.py).
+        Row("D3a", "FastAPI + aiosqlite directly", "driver-aiosqlite", Request(item)),
+        Row("D3b", "FastAPI + aiosqlite directly", "driver-aiosqlite", Request(page)),
+        Row("L3a", "FastAPI + sqlite3 in the loop", "driver-sqlite3", Request(item), compare_to="D3a"),
+        Row("L3b", "FastAPI + sqlite3 in the loop", "driver-sqlite3", Request(page), compare_to="D3b"),
+        Row("3a", "v2 app alone", "v2", Request(item), compare_to="D3a", targets=(Target("D3a", 0.80),)),
+        Row("3b", "v2 app alone", "v2", Request(page), compare_to="D3b", targets=(Target("D3b", 0.70),)),
         Row("3c", "v2 app alone", "v2", Request(item, headers=unchanged)),
         Row("4a", "gateway", "gateway", Request("/v2" + item), compare_to="3a", targets=(Target("3a", 0.90), Target("2a", 2.5))),
         Row("4b", "gateway", "gateway", Request("/v2" + page), compare_to="3b", targets=(Target("3b", 0.90), Target("2b", 2.5))),
@@ -190,8 +198,10 @@ def build_rows(etag: str) -> list[Row]:
         Row("8e", "Granian, 1 worker", "granian-1", live, compare_to="8a"),
         Row("8f", "Granian, 2 workers", "granian-2", live, compare_to="8a"),
         Row("8g", "gateway, Uvicorn --http zttp", "gateway-zttp", live, compare_to="6a"),
-        Row("9a", "v2 app alone, PostgreSQL", "v2-pg", Request(item)),
+        Row("D9a", "FastAPI + asyncpg directly", "driver-pg", Request(item)),
+        Row("D9c", "FastAPI + asyncpg directly", "driver-pg", Request(page)),
+        Row("9a", "v2 app alone, PostgreSQL", "v2-pg", Request(item), compare_to="D9a", targets=(Target("D9a", 0.80),)),
         Row("9b", "gateway, PostgreSQL", "gateway-pg", Request("/v2" + item), compare_to="9a", targets=(Target("9a", 0.90),)),
-        Row("9c", "v2 app alone, PostgreSQL", "v2-pg", Request(page)),
+        Row("9c", "v2 app alone, PostgreSQL", "v2-pg", Request(page), compare_to="D9c", targets=(Target("D9c", 0.70),)),
         Row("9d", "gateway, PostgreSQL", "gateway-pg", Request("/v2" + page), compare_to="9c", targets=(Target("9c", 0.90),)),
     ]  # fmt: skip

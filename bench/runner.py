@@ -39,7 +39,10 @@ PACKAGES = [
     "granian", "zttp", "sqlalchemy", "aiosqlite", "asyncpg", "prometheus-client",
 ]  # fmt: skip
 # Servers whose every row compares other stacks with the gateway, not the gateway itself.
-_NOT_GATEWAY = {"floor", "starlette", "fastapi", "mounted", "naive-hello", "naive", "v2", "v2-pg"}
+_NOT_GATEWAY = {
+    "floor", "starlette", "fastapi", "mounted", "naive-hello", "naive", "v2", "v2-pg",
+    "driver-aiosqlite", "driver-sqlite3", "driver-pg",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
