@@ -363,6 +363,7 @@ async def _cpu_per_write(origin: str, worker_pid: int, requests: int) -> dict[st
             "PATCH If-Match": patch_if_match,
         }
         for kind, send in kinds.items():
+            etag = (await client.get(item)).headers["etag"]
             for number in range(_CPU_WARM_UP):
                 (await send(number)).raise_for_status()
             started = _cpu_seconds(worker_pid)

@@ -10,17 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from sqlalchemy import exc
-
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from contextlib import AbstractAsyncContextManager
+    from types import TracebackType
 
 # SQLite reports syntax errors and missing tables as OperationalError too; only these
 # primary result codes (and their extended forms, SQLITE_BUSY_SNAPSHOT...) mean "not now".
-_SQLITE_UNAVAILABLE_CODES = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_FULL")
+# SQLITE_INTERRUPT: the store's progress handler stopped a statement past its deadline.
+_SQLITE_UNAVAILABLE_CODES = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_IOERR",
+    "SQLITE_CANTOPEN",
+    "SQLITE_FULL",
+    "SQLITE_INTERRUPT",
+)
+# SQLSTATE classes: connection exception, insufficient resources (too many clients),
+# operator intervention (shutdown, statement timeout), system error, invalid catalog name
+# (no such database), invalid authorization.
+_POSTGRESQL_UNAVAILABLE_CLASSES = ("08", "53", "57", "58", "3D", "28")
+_ASYNCPG_CONNECTION_SYMPTOMS = ("connection is closed", "another operation is in progress", "pool is closed")
 
 
 class CatalogUnavailableError(Exception):
@@ -31,43 +42,61 @@ def is_unavailability(error: BaseException) -> bool:
     """Whether ``error`` says the database is unreachable, overloaded or slow, not that a query is wrong."""
     # asyncpg raises its connect errors (ConnectionRefusedError, socket.gaierror) and its
     # timeouts (TimeoutError) as they are, unwrapped; all are OSErrors.
-    if isinstance(error, OSError | exc.TimeoutError):  # exc.TimeoutError: no pooled connection in time.
+    if isinstance(error, OSError):
         return True
-    if not isinstance(error, exc.DBAPIError):
-        return False
-    if isinstance(error.orig, sqlite3.Error):
-        name = getattr(error.orig, "sqlite_errorname", "")
+    if isinstance(error, sqlite3.Error):
+        name = getattr(error, "sqlite_errorname", "")
         return name.startswith(_SQLITE_UNAVAILABLE_CODES)
-    # statement None: connecting failed (server gone, unknown database, too many clients).
-    return (
-        isinstance(error, exc.OperationalError | exc.InterfaceError)
-        or error.connection_invalidated
-        or error.statement is None
+    sqlstate = getattr(error, "sqlstate", None)
+    if type(error).__module__.startswith("asyncpg") and isinstance(sqlstate, str):
+        return sqlstate.startswith(_POSTGRESQL_UNAVAILABLE_CLASSES)
+    # asyncpg's own word for a connection that broke, or that a cancelled statement left busy.
+    return type(error).__name__ == "InterfaceError" and any(
+        symptom in str(error) for symptom in _ASYNCPG_CONNECTION_SYMPTOMS
     )
 
 
 def describe(error: BaseException, seconds: float) -> str:
     if isinstance(error, TimeoutError):
         return f"the database did not answer within {seconds:g}s"
-    if isinstance(error, exc.DBAPIError):
-        # The driver's message without SQLAlchemy's statement and background link.
-        return f"{type(error.orig).__name__}: {error.orig}"
     return f"{type(error).__name__}: {error}"
 
 
-@asynccontextmanager
-async def bounded(seconds: float) -> AsyncIterator[None]:
+class _Bounded:
+    """``asyncio.timeout``, and unavailability errors turned into ``CatalogUnavailableError``."""
+
+    __slots__ = ("_seconds", "_timeout")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+
+    async def __aenter__(self) -> None:
+        self._timeout = asyncio.timeout(self._seconds)
+        await self._timeout.__aenter__()
+
+    async def __aexit__(
+        self,
+        error_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            await self._timeout.__aexit__(error_type, error, traceback)
+        except TimeoutError as timed_out:
+            raise CatalogUnavailableError(describe(timed_out, self._seconds)) from timed_out
+        if (
+            isinstance(error, Exception)
+            and not isinstance(error, CatalogUnavailableError)
+            and is_unavailability(error)
+        ):
+            raise CatalogUnavailableError(describe(error, self._seconds)) from error
+
+
+def bounded(seconds: float) -> AbstractAsyncContextManager[None]:
     """Give up after ``seconds``; raise ``CatalogUnavailableError`` for an unavailable database.
 
-    The drivers' own timeouts (asyncpg's connect and command timeouts, SQLite's busy timeout)
-    usually fire first; this bounds everything they do not, such as a whole transaction.
+    The drivers' own timeouts (asyncpg's connect and command timeouts, SQLite's busy timeout
+    and the store's progress handler) usually fire first; this bounds everything they do
+    not, such as a wait for a connection or a whole transaction.
     """
-    try:
-        async with asyncio.timeout(seconds):
-            yield
-    except CatalogUnavailableError:
-        raise
-    except Exception as error:
-        if not is_unavailability(error):
-            raise
-        raise CatalogUnavailableError(describe(error, seconds)) from error
+    return _Bounded(seconds)

@@ -10,14 +10,15 @@ https://datatracker.ietf.org/doc/draft-ietf-httpapi-idempotency-key-header/
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.catalog.tables import IDEMPOTENCY_KEY_MAX_LENGTH, idempotency_keys
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
     from sqlalchemy import ColumnElement, Executable
-    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from services.catalog.database import Session
 
 # What a claim writes, and a takeover overwrites, besides the key itself.
 _CLAIM_COLUMNS = ("request_hash", "claim_token", "created_at", "expires_at", "locked_until")
@@ -111,7 +113,8 @@ def request_hash_of(payload: object) -> str:
 
 
 async def claim_key(
-    connection: AsyncConnection,
+    session: Session,
+    dialect_name: str,
     request: IdempotentRequest,
     *,
     now: datetime,
@@ -119,7 +122,6 @@ async def claim_key(
     lease: timedelta,
 ) -> KeyClaim | PriorRequest:
     """Claim ``request.key``, or return the request that holds it. Run in a write transaction."""
-    table = idempotency_keys
     token = secrets.token_hex(16)
     values = {
         "operation": request.operation,
@@ -129,60 +131,57 @@ async def claim_key(
         "created_at": now,
         "expires_at": now + ttl,
         "locked_until": now + lease,
+        "now": now,
     }
-    # A live row is left alone; an expired one, or an unfinished one past its lease, is taken over.
-    abandoned = table.c.response_status.is_(None) & (table.c.locked_until <= now)
-    statement = _upsert(connection.dialect.name, values, where=(table.c.expires_at <= now) | abandoned)
-    if (await connection.execute(statement)).first() is not None:
+    if await session.fetch(_claim(dialect_name), values):
         return KeyClaim(request, token)
     # The upsert left a live row, and (PostgreSQL) locked it; on SQLite the write
     # transaction holds the database. Either way it cannot change before this read.
-    row = (await connection.execute(select(table).where(*_key_matches(request)))).one()
-    response = None
-    if row.response_status is not None:
-        response = RecordedResponse(row.response_status, json.loads(row.response_headers), row.response_body)
-    return PriorRequest(row.request_hash, response)
+    parameters = {"key_operation": request.operation, "key_value": request.key}
+    [(request_hash, status, headers, body)] = await session.fetch(_PRIOR_REQUEST, parameters)
+    response = None if status is None else RecordedResponse(status, json.loads(headers), body)
+    return PriorRequest(request_hash, response)
 
 
-async def record_response(connection: AsyncConnection, claim: KeyClaim, response: RecordedResponse) -> None:
+async def record_response(session: Session, claim: KeyClaim, response: RecordedResponse) -> None:
     """Record what every retry gets; in the transaction that did the request's work."""
-    statement = (
-        update(idempotency_keys)
-        .where(*_claim_matches(claim))
-        .values(
-            response_status=response.status,
-            response_headers=json.dumps(response.headers),
-            response_body=response.body,
-        )
-    )
-    if (await connection.execute(statement)).rowcount != 1:
+    parameters = {
+        **_claim_parameters(claim),
+        "response_status": response.status,
+        "response_headers": json.dumps(response.headers),
+        "response_body": response.body,
+    }
+    if await session.execute(_RECORD_RESPONSE, parameters) != 1:
         raise IdempotencyClaimLostError(f"the Idempotency-Key {claim.request.key!r} was taken over")
 
 
-async def release_claim(connection: AsyncConnection, claim: KeyClaim) -> None:
+async def release_claim(session: Session, claim: KeyClaim) -> None:
     """Give the key up after a failure, so that a retry may run at once."""
-    await connection.execute(delete(idempotency_keys).where(*_claim_matches(claim)))
+    await session.execute(_RELEASE_CLAIM, _claim_parameters(claim))
 
 
-async def purge_expired_keys(connection: AsyncConnection, now: datetime) -> int:
-    result = await connection.execute(delete(idempotency_keys).where(idempotency_keys.c.expires_at <= now))
-    return result.rowcount
+async def purge_expired_keys(session: Session, now: datetime) -> int:
+    return await session.execute(_PURGE_EXPIRED, {"now": now})
 
 
-def _upsert(dialect_name: str, values: dict[str, Any], *, where: ColumnElement[bool]) -> Executable:
-    """INSERT ``values``, or on a key conflict overwrite the row where ``where`` holds; RETURNING
-    a row only if either happened. The two dialects' constructs are alike but distinct types."""
+@functools.cache
+def _claim(dialect_name: str) -> Executable:
+    """INSERT the claim, or on a key conflict take over an expired or abandoned row; RETURNING a
+    row only if either happened. The two dialects' constructs are alike but distinct types."""
     table = idempotency_keys
     keys = [table.c.operation, table.c.idempotency_key]
     cleared = {"response_status": None, "response_headers": None, "response_body": None}
+    now = bindparam("now", type_=table.c.expires_at.type)
+    # A live row is left alone; an expired one, or an unfinished one past its lease, is taken over.
+    where = (table.c.expires_at <= now) | (table.c.response_status.is_(None) & (table.c.locked_until <= now))
     if dialect_name == "postgresql":
-        on_postgresql = postgresql.insert(table).values(values)
+        on_postgresql = postgresql.insert(table)
         taken_over = {column: on_postgresql.excluded[column] for column in _CLAIM_COLUMNS} | cleared
         return on_postgresql.on_conflict_do_update(
             index_elements=keys, set_=taken_over, where=where
         ).returning(table.c.claim_token)
     if dialect_name == "sqlite":
-        on_sqlite = sqlite.insert(table).values(values)
+        on_sqlite = sqlite.insert(table)
         taken_over = {column: on_sqlite.excluded[column] for column in _CLAIM_COLUMNS} | cleared
         return on_sqlite.on_conflict_do_update(index_elements=keys, set_=taken_over, where=where).returning(
             table.c.claim_token
@@ -192,15 +191,36 @@ def _upsert(dialect_name: str, values: dict[str, Any], *, where: ColumnElement[b
     )
 
 
-def _key_matches(request: IdempotentRequest) -> tuple[ColumnElement[bool], ...]:
-    table = idempotency_keys
-    return (table.c.operation == request.operation, table.c.idempotency_key == request.key)
-
-
-def _claim_matches(claim: KeyClaim) -> tuple[ColumnElement[bool], ...]:
+def _key_matches() -> tuple[ColumnElement[bool], ...]:
     table = idempotency_keys
     return (
-        *_key_matches(claim.request),
-        table.c.claim_token == claim.token,
-        table.c.response_status.is_(None),
+        table.c.operation == bindparam("key_operation"),
+        table.c.idempotency_key == bindparam("key_value"),
     )
+
+
+def _claim_matches() -> tuple[ColumnElement[bool], ...]:
+    table = idempotency_keys
+    return (*_key_matches(), table.c.claim_token == bindparam("key_token"), table.c.response_status.is_(None))
+
+
+def _claim_parameters(claim: KeyClaim) -> dict[str, str]:
+    return {
+        "key_operation": claim.request.operation,
+        "key_value": claim.request.key,
+        "key_token": claim.token,
+    }
+
+
+_PRIOR_REQUEST = select(
+    idempotency_keys.c.request_hash,
+    idempotency_keys.c.response_status,
+    idempotency_keys.c.response_headers,
+    idempotency_keys.c.response_body,
+).where(*_key_matches())
+# The response columns are the parameters' names (see ``database.py``).
+_RECORD_RESPONSE = update(idempotency_keys).where(*_claim_matches())
+_RELEASE_CLAIM = delete(idempotency_keys).where(*_claim_matches())
+_PURGE_EXPIRED = delete(idempotency_keys).where(
+    idempotency_keys.c.expires_at <= bindparam("now", type_=idempotency_keys.c.expires_at.type)
+)

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.ext.asyncio import AsyncConnection
 
+    from services.catalog.database import Session
+
 VERSION_TABLE = "alembic_version"
 # Every revision in services/catalog/migrations/versions, oldest first. The last one is the
 # schema this code needs; a database at a revision not listed was migrated by a newer release.
@@ -104,6 +106,25 @@ class SchemaNotCurrentError(CatalogUnavailableError):
 async def read_schema_status(connection: AsyncConnection) -> SchemaStatus:
     """The revisions ``connection``'s database is at (the table is looked up on the search path)."""
     return await connection.run_sync(schema_status_of)
+
+
+# Whether the version table is on the search path, without a failing SELECT (see below).
+_HAS_VERSION_TABLE = {
+    "postgresql": text(f"SELECT to_regclass('{VERSION_TABLE}') IS NOT NULL"),
+    "sqlite": text(
+        f"SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '{VERSION_TABLE}'"  # noqa: S608 - a constant
+    ),
+}
+_VERSIONS = text(f"SELECT version_num FROM {VERSION_TABLE}")  # noqa: S608 - a constant
+
+
+async def read_schema_status_with(session: Session, dialect_name: str) -> SchemaStatus:
+    """``read_schema_status`` in a session of the store's own database (``database.py``)."""
+    [(has_table,)] = await session.fetch(_HAS_VERSION_TABLE[dialect_name], {})
+    if not has_table:
+        return SchemaStatus(database_revisions=())
+    rows = await session.fetch(_VERSIONS, {})
+    return SchemaStatus(database_revisions=tuple(sorted(row[0] for row in rows)))
 
 
 def schema_status_of(connection: Connection, code_revisions: tuple[str, ...] = REVISIONS) -> SchemaStatus:

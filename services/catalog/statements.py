@@ -1,45 +1,47 @@
-"""The store's statements, built once with bound parameters.
+"""The store's statements, built once with bound parameters and compiled once per driver.
 
-Building a statement and computing its cache key cost SQLAlchemy as much as running it on
-SQLite (about 290,000 instructions for a SELECT by id, more for an UPDATE with RETURNING).
-A statement object keeps its cache key, so running one again only binds new parameters.
+Each runs directly on the driver (``database.py``): none is built per call, so none is
+compiled per call. A list of values (the revisions If-Match names, a batch's ids) is one
+parameter, an array on PostgreSQL and a JSON array on SQLite, so that its statement does
+not change with the list's length.
 
 A read is one statement, which sees one snapshot of the database by itself: an item comes
-with its tags, aggregated by a subquery, and needs no transaction (see ``engine.py``).
+with its tags, aggregated by a subquery, and needs no transaction.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Integer, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    Integer,
+    any_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+    update,
+)
 
 from services.catalog.tables import item_tags, items
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
-    from sqlalchemy import ColumnElement, Label, Select
+    from sqlalchemy import ColumnElement, Delete, Label, Select, Update
 
-# Item statements take the item's id as ``item_id``; the conditional ones (If-Match), at
-# index True, also take the revisions the item may be at as ``expected_revisions``.
+# Item statements take the item's id as ``item_id``; the conditional ones (If-Match) also
+# take the revisions the item may be at as ``expected_revisions``.
 _BY_ITEM_ID = items.c.id == bindparam("item_id")
-_REVISION_EXPECTED = items.c.revision.in_(bindparam("expected_revisions", expanding=True))
-
-# The columns to set are the keys of the parameters, whatever the item changes; SQLAlchemy
-# compiles (and caches) one form per set of keys, and adds the new revision to each.
-UPDATE_ITEM = tuple(
-    update(items)
-    .where(_BY_ITEM_ID, *([_REVISION_EXPECTED] if conditional else []))
-    .values(revision=items.c.revision + 1)
-    .returning(*items.c)
-    for conditional in (False, True)
-)
-DELETE_ITEM = tuple(
-    delete(items).where(_BY_ITEM_ID, *([_REVISION_EXPECTED] if conditional else []))
-    for conditional in (False, True)
-)
+PING = text("SELECT 1")
 # Its columns are the keys of the parameters too (``id`` only for an import).
 INSERT_ITEM = insert(items).returning(*items.c)
 REVISION_OF_ITEM = select(items.c.revision).where(_BY_ITEM_ID)
@@ -48,6 +50,46 @@ TAGS_OF_ITEM = (
 )
 INSERT_TAGS = insert(item_tags)
 DELETE_TAGS = delete(item_tags).where(item_tags.c.item_id == bindparam("item_id"))
+
+
+def in_list(column: ColumnElement[int], name: str, dialect_name: str) -> ColumnElement[bool]:
+    """``column`` is in the list of integers passed as parameter ``name``."""
+    if dialect_name == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    listed: Select[Any] = select(literal_column("value")).select_from(func.json_each(bindparam(name)))
+    return column.in_(listed.scalar_subquery())
+
+
+# The columns to set are the keys of the parameters, whatever the item changes: one form is
+# compiled per set of keys, and each adds the new revision.
+@functools.cache
+def update_item(dialect_name: str, *, conditional: bool) -> Update:
+    expected = [in_list(items.c.revision, "expected_revisions", dialect_name)] if conditional else []
+    return (
+        update(items).where(_BY_ITEM_ID, *expected).values(revision=items.c.revision + 1).returning(*items.c)
+    )
+
+
+@functools.cache
+def delete_item(dialect_name: str, *, conditional: bool) -> Delete:
+    expected = [in_list(items.c.revision, "expected_revisions", dialect_name)] if conditional else []
+    return delete(items).where(_BY_ITEM_ID, *expected)
+
+
+@functools.cache
+def items_for_import(dialect_name: str) -> Select[Any]:
+    """The items ``item_ids`` lists, locked until the import's transaction ends (PostgreSQL)."""
+    return select(items).where(in_list(items.c.id, "item_ids", dialect_name)).with_for_update()
+
+
+@functools.cache
+def tags_of_items(dialect_name: str) -> Select[Any]:
+    """(item id, tag) of the items ``item_ids`` lists, in their items' and tags' order."""
+    return (
+        select(item_tags.c.item_id, item_tags.c.tag)
+        .where(in_list(item_tags.c.item_id, "item_ids", dialect_name))
+        .order_by(item_tags.c.item_id, item_tags.c.position)
+    )
 
 
 def item_parameters(item_id: int, expected_revisions: Collection[int] | None) -> dict[str, Any]:
@@ -85,10 +127,12 @@ def page_query(dialect_name: str, *, after: bool, tagged: bool) -> Select[Any]:
     return select(page_rows, _tags_of(page_rows.c.id, dialect_name)).order_by(page_rows.c.id)
 
 
-def tags_from(pairs: list[list[Any]] | None) -> list[str]:
-    """The tags in ``_tags_of``'s column, in their order."""
-    # PostgreSQL's json_agg over no rows is NULL, SQLite's json_group_array an empty array.
-    return [] if not pairs else [tag for _position, tag in sorted(pairs)]
+def tags_from(pairs: str | None) -> tuple[str, ...]:
+    """The tags in ``_tags_of``'s column (JSON text), in their order."""
+    # PostgreSQL's json_agg over no rows is NULL, SQLite's json_group_array "[]".
+    if pairs is None or pairs == "[]":
+        return ()
+    return tuple(tag for _position, tag in sorted(json.loads(pairs)))
 
 
 def _tags_of(item_id: ColumnElement[int], dialect_name: str) -> Label[Any]:

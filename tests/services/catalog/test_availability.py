@@ -4,8 +4,8 @@ import asyncio
 import sqlite3
 import time
 
+import asyncpg
 import pytest
-from sqlalchemy import exc
 
 from services.catalog.availability import CatalogUnavailableError, bounded, is_unavailability
 
@@ -23,12 +23,16 @@ def _sqlite_error(code_name: str) -> sqlite3.OperationalError:
     [
         ConnectionRefusedError(111, "Connect call failed"),
         TimeoutError(),
-        exc.TimeoutError("QueuePool limit reached"),
-        exc.OperationalError("BEGIN IMMEDIATE", {}, _sqlite_error("SQLITE_BUSY")),
-        exc.OperationalError("INSERT", {}, _sqlite_error("SQLITE_IOERR_WRITE")),
-        exc.OperationalError("SELECT 1", {}, Exception("server closed the connection")),
-        exc.DBAPIError(None, None, Exception('database "catalog" does not exist')),
-        exc.DBAPIError("SELECT 1", {}, Exception("connection was closed"), connection_invalidated=True),
+        _sqlite_error("SQLITE_BUSY"),
+        _sqlite_error("SQLITE_IOERR_WRITE"),
+        # The store's progress handler stopped a statement past its deadline.
+        _sqlite_error("SQLITE_INTERRUPT"),
+        asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        asyncpg.TooManyConnectionsError("sorry, too many clients already"),
+        asyncpg.InvalidCatalogNameError('database "catalog" does not exist'),
+        asyncpg.QueryCanceledError("canceling statement due to statement timeout"),
+        asyncpg.CannotConnectNowError("the database system is starting up"),
+        asyncpg.InterfaceError("cannot call Connection.fetch(): connection is closed"),
     ],
     ids=repr,
 )
@@ -40,10 +44,12 @@ def test_what_counts_as_an_unavailable_database(error: BaseException) -> None:
     "error",
     [
         ValueError("a bug"),
-        exc.IntegrityError("INSERT", {}, Exception("duplicate key")),
-        exc.OperationalError("SELEC 1", {}, _sqlite_error("SQLITE_ERROR")),
-        exc.DBAPIError("SELECT 1/0", {}, Exception("division by zero")),
-        exc.ProgrammingError("SELEC", {}, Exception("syntax error")),
+        sqlite3.IntegrityError("UNIQUE constraint failed"),
+        _sqlite_error("SQLITE_ERROR"),
+        asyncpg.UniqueViolationError("duplicate key value violates unique constraint"),
+        asyncpg.DivisionByZeroError("division by zero"),
+        asyncpg.PostgresSyntaxError("syntax error at or near"),
+        asyncpg.InterfaceError("the server expects 2 arguments for this query, 1 was passed"),
     ],
     ids=repr,
 )

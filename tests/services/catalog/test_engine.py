@@ -12,6 +12,7 @@ from gateway.settings import Settings
 from services import v2
 from services.catalog import store_of
 from services.catalog.engine import create_catalog_engine, writer_of
+from services.catalog.postgresql_database import PostgresqlDatabase
 from tests.services.utils import serve
 
 if TYPE_CHECKING:
@@ -168,6 +169,7 @@ async def test_the_settings_size_each_workers_pool(postgresql_schema_url: str) -
     )
     app = v2.create_app(settings)
     async with serve(app):
-        # The pool belongs to the store's engine; only this test looks inside.
-        pool = store_of(app)._engine.pool
-        assert (pool.size(), pool._max_overflow) == (3, 2)  # type: ignore[attr-defined]
+        # The pool belongs to the store's database; only this test looks inside.
+        database = store_of(app)._database
+        assert isinstance(database, PostgresqlDatabase)
+        assert database.max_connections == 3 + 2

@@ -1,0 +1,137 @@
+"""The store's one narrow way to the database: statements compiled once, run on the driver.
+
+SQLAlchemy Core describes the tables and builds the statements (``statements.py``); each is
+compiled once per dialect and parameter set, and from then on runs directly on the driver
+(sqlite3, asyncpg), without SQLAlchemy's async layer, result objects or type processing,
+which cost more than the statement itself. A thin adapter per driver (``sqlite_database.py``,
+``postgresql_database.py``) does what differs: how a connection is had, how a transaction
+begins, and how the few Python types the catalog stores go in and come out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from sqlalchemy.engine import make_url
+
+from services.catalog.engine import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from contextlib import AbstractAsyncContextManager
+    from datetime import datetime
+
+    from sqlalchemy.engine import Dialect
+    from sqlalchemy.sql.expression import Executable
+
+
+# What ``Database.run`` returns: the rows, how many rows changed, or nothing (one
+# statement run once per parameter list).
+Mode = Literal["fetch", "execute", "execute_many"]
+
+
+class ConstraintViolationError(Exception):
+    """A statement broke one of the schema's constraints: a bug, or two writers meeting on a key."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledStatement:
+    """A statement's SQL for one driver, and the names of its parameters in their order."""
+
+    sql: str
+    parameter_names: tuple[str, ...]
+    # Values the statement itself binds (a literal in a WHERE clause), by parameter name.
+    constants: Mapping[str, Any]
+
+    def arguments(self, parameters: Mapping[str, Any]) -> list[Any]:
+        """The positional arguments for ``parameters``, by name."""
+        if self.constants:
+            parameters = {**self.constants, **parameters}
+        return [parameters[name] for name in self.parameter_names]
+
+
+class StatementCompiler:
+    """Compiles each statement once per set of parameter names, for one dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._compiled: dict[tuple[Executable, tuple[str, ...]], CompiledStatement] = {}
+
+    def compile(self, statement: Executable, parameter_names: tuple[str, ...]) -> CompiledStatement:
+        key = (statement, parameter_names)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = self._compile(statement, parameter_names)
+        return compiled
+
+    def _compile(self, statement: Executable, parameter_names: tuple[str, ...]) -> CompiledStatement:
+        # column_keys: the columns an INSERT or UPDATE sets are the parameters' names, as when
+        # SQLAlchemy runs a statement without values of its own.
+        compiled = statement.compile(dialect=self._dialect, column_keys=list(parameter_names))  # type: ignore[attr-defined]
+        names = tuple(compiled.positiontup or ())
+        constants = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
+        return CompiledStatement(compiled.string, names, constants)
+
+
+class Session(Protocol):
+    """One connection, outside a transaction (each statement on its own) or inside one."""
+
+    async def fetch(self, statement: Executable, parameters: Mapping[str, Any]) -> list[Sequence[Any]]:
+        """The rows ``statement`` returns."""
+        ...
+
+    async def execute(self, statement: Executable, parameters: Mapping[str, Any]) -> int:
+        """Run ``statement``; how many rows it changed."""
+        ...
+
+    async def execute_many(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run ``statement`` once per parameter set in ``rows`` (all with the same names)."""
+        ...
+
+
+class Database(Protocol):
+    """A catalog database on its driver: sessions to read and to write, and its types."""
+
+    dialect_name: str
+
+    def reading(self) -> AbstractAsyncContextManager[Session]:
+        """A session whose statements each run on their own (a read is one statement)."""
+        ...
+
+    def writing(self) -> AbstractAsyncContextManager[Session]:
+        """A session in a write transaction, committed when the block ends without an error."""
+        ...
+
+    def datetime_of(self, value: Any) -> datetime:
+        """A timestamp column's value as an aware UTC datetime."""
+        ...
+
+    async def run(self, connection: Any, sql: str, arguments: Sequence[Any], mode: Mode) -> Any:
+        """Run one statement on ``connection``: the one place where the store meets the driver.
+
+        ``mode`` says what comes back: "fetch" the rows, "execute" how many rows changed,
+        "execute_many" (``arguments`` a list of parameter lists) nothing.
+        """
+        ...
+
+    async def close(self) -> None: ...
+
+
+def open_database(
+    database_url: str,
+    *,
+    busy_timeout: float,
+    timeout: float = DEFAULT_TIMEOUT,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    max_overflow: int = DEFAULT_MAX_OVERFLOW,
+) -> Database:
+    """The database at ``database_url`` (connections are made when first needed)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        from services.catalog.sqlite_database import SqliteDatabase
+
+        return SqliteDatabase(url, busy_timeout=min(busy_timeout, timeout), timeout=timeout)
+    from services.catalog.postgresql_database import PostgresqlDatabase
+
+    return PostgresqlDatabase(url, timeout=timeout, max_connections=pool_size + max_overflow)
