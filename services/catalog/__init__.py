@@ -21,6 +21,7 @@ from services.catalog.preconditions import (
     ExpectedRevisions,
     IfNoneMatch,
     etag_of,
+    if_none_match_condition,
     not_modified,
     tagged,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "encode_cursor",
     "etag_of",
     "get_store",
+    "if_none_match_condition",
     "install_store_error_handlers",
     "item_not_found",
     "location_of",

@@ -57,7 +57,7 @@ def _parse(header_name: str, value: str) -> Condition:
         raise HTTPException(400, f"malformed {header_name} header: {error}") from None
 
 
-def _expected_revisions(
+async def _expected_revisions(
     item_id: ItemIdPath,
     if_match: Annotated[
         _ConditionText | None,
@@ -73,21 +73,23 @@ def _expected_revisions(
     return None if if_match is None else _parse("If-Match", if_match).revisions_of(item_id)
 
 
-def _if_none_match(
-    if_none_match: Annotated[
-        _ConditionText | None,
-        Header(
-            alias="If-None-Match",
-            description="Answer 304 Not Modified, without a body, while the item still has this ETag (or `*`).",
-        ),
-    ] = None,
-) -> Condition | None:
+def if_none_match_condition(if_none_match: str | None) -> Condition | None:
+    """The condition an ``IfNoneMatch`` header states; 400 when it is malformed."""
     return None if if_none_match is None else _parse("If-None-Match", if_none_match)
 
 
 # The revisions If-Match accepts, for the store's ``expected_revisions`` (None: any).
 ExpectedRevisions = Annotated[frozenset[int] | None, Depends(_expected_revisions)]
-IfNoneMatch = Annotated[Condition | None, Depends(_if_none_match)]
+# A header parameter, not a dependency: each dependency costs FastAPI a resolution of its own
+# on every request, and a read by id is worth little more than that. Parse it with
+# ``if_none_match_condition`` before reading.
+IfNoneMatch = Annotated[
+    _ConditionText | None,
+    Header(
+        alias="If-None-Match",
+        description="Answer 304 Not Modified, without a body, while the item still has this ETag (or `*`).",
+    ),
+]
 
 
 def etag_of(item: Item) -> str:

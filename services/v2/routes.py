@@ -33,6 +33,7 @@ from services.catalog import (
     decode_cursor,
     encode_cursor,
     etag_of,
+    if_none_match_condition,
     item_not_found,
     location_of,
     not_modified,
@@ -132,10 +133,11 @@ async def create_item(
     responses={200: {"headers": ETAG_HEADER}, **NOT_FOUND_RESPONSES, **NOT_MODIFIED_RESPONSES},
 )
 async def read_item(
-    item_id: ItemIdPath, store: StoreDep, response: Response, if_none_match: IfNoneMatch
+    item_id: ItemIdPath, store: StoreDep, response: Response, if_none_match: IfNoneMatch = None
 ) -> ItemOut | Response:
+    condition = if_none_match_condition(if_none_match)
     item = await store.get_item(item_id)
-    if item is not None and (unchanged := not_modified(if_none_match, item)) is not None:
+    if item is not None and (unchanged := not_modified(condition, item)) is not None:
         return unchanged
     return ItemOut.of(tagged(item, item_id, response))
 
