@@ -95,8 +95,9 @@ class Database(Protocol):
 
     dialect_name: str
 
-    def reading(self) -> AbstractAsyncContextManager[Session]:
-        """A session whose statements each run on their own (a read is one statement)."""
+    async def read(self, statement: Executable, parameters: Mapping[str, Any]) -> list[Sequence[Any]]:
+        """The rows of one statement run on its own: a read is one statement, which sees one
+        snapshot of the database without a transaction."""
         ...
 
     def writing(self) -> AbstractAsyncContextManager[Session]:

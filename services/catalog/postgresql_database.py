@@ -66,12 +66,16 @@ class PostgresqlDatabase:
         self._pool_opening: asyncio.Lock = asyncio.Lock()
         self._compiler = StatementCompiler(PGDialect_asyncpg())  # type: ignore[no-untyped-call]
 
-    @asynccontextmanager
-    async def reading(self) -> AsyncIterator[_Session]:
+    async def read(self, statement: Executable, parameters: Mapping[str, Any]) -> list[Sequence[Any]]:
+        sql, arguments = self.compile(statement, parameters)
         async with self._slots:
             pool = self._pool or await self._open_pool()
-            async with pool.acquire(timeout=self._timeout) as connection:
-                yield _Session(self, connection)
+            connection = await pool.acquire(timeout=self._timeout)
+            try:
+                rows: list[Sequence[Any]] = await self.run(connection, sql, arguments, "fetch")
+            finally:
+                await pool.release(connection)
+        return rows
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[_Session]:
@@ -111,7 +115,7 @@ class PostgresqlDatabase:
         async with self._pool_opening:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
-                    min_size=0, max_size=self.max_connections, **self._connect_options
+                    min_size=0, max_size=self.max_connections, reset=_end_transaction, **self._connect_options
                 )
         return self._pool
 
@@ -137,6 +141,16 @@ class _Session:
         sql, _ = self._database.compile(statement, rows[0])
         arguments = [self._database.compile(statement, row)[1] for row in rows]
         await self._database.run(self._connection, sql, arguments, "execute_many")
+
+
+async def _end_transaction(connection: Any) -> None:
+    """What a connection needs before it goes back to the pool: nothing more than asyncpg
+    does anyway (roll back a transaction a cancelled call left open).
+
+    The store sets no session state (no SET, LISTEN, cursor or session-level advisory lock),
+    so asyncpg's default reset query (``RESET ALL``, ``UNLISTEN *``...) would be a round
+    trip on every call for nothing.
+    """
 
 
 def _encoded(value: Any) -> Any:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from services.catalog.database import Session
+    from services.catalog.database import Database
 
 VERSION_TABLE = "alembic_version"
 # Every revision in services/catalog/migrations/versions, oldest first. The last one is the
@@ -118,12 +118,12 @@ _HAS_VERSION_TABLE = {
 _VERSIONS = text(f"SELECT version_num FROM {VERSION_TABLE}")  # noqa: S608 - a constant
 
 
-async def read_schema_status_with(session: Session, dialect_name: str) -> SchemaStatus:
-    """``read_schema_status`` in a session of the store's own database (``database.py``)."""
-    [(has_table,)] = await session.fetch(_HAS_VERSION_TABLE[dialect_name], {})
+async def read_schema_status_with(database: Database) -> SchemaStatus:
+    """``read_schema_status`` on the store's own database (``database.py``)."""
+    [(has_table,)] = await database.read(_HAS_VERSION_TABLE[database.dialect_name], {})
     if not has_table:
         return SchemaStatus(database_revisions=())
-    rows = await session.fetch(_VERSIONS, {})
+    rows = await database.read(_VERSIONS, {})
     return SchemaStatus(database_revisions=tuple(sorted(row[0] for row in rows)))
 
 

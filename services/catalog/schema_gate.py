@@ -41,8 +41,7 @@ class SchemaGate:
                 checked_at, behind = self._behind
                 if time.monotonic() - checked_at < _SCHEMA_RECHECK_INTERVAL:
                     raise SchemaNotCurrentError(behind)
-            async with self._database.reading() as session:
-                status = await read_schema_status_with(session, self._database.dialect_name)
+            status = await read_schema_status_with(self._database)
             if not status.servable:
                 self._behind = (time.monotonic(), status)
                 raise SchemaNotCurrentError(status)

@@ -63,10 +63,16 @@ class SqliteDatabase:
         self._one_writer = asyncio.Lock()
         # When the statement running on a connection must give up (monotonic seconds).
         self._deadlines: dict[sqlite3.Connection, float] = {}
-        self._reading = _Session(self, None)
 
-    def reading(self) -> _Session:
-        return self._reading
+    async def read(self, statement: Executable, parameters: Mapping[str, Any]) -> list[Sequence[Any]]:
+        sql, arguments = self.compile(statement, parameters)
+        rows: list[Sequence[Any]] = await self.run(
+            self._reader or await self._open_reader(), sql, arguments, "fetch"
+        )
+        # A read in the loop never suspends, so a loop of reads (an export) would starve
+        # every other task: each read gives the loop one turn, as an await on a driver would.
+        await asyncio.sleep(0)
+        return rows
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[_Session]:
@@ -90,9 +96,6 @@ class SqliteDatabase:
             return _execute(connection, sql, arguments, mode)
         return await self._in_thread(_execute, connection, sql, arguments, mode)
 
-    async def reader(self) -> sqlite3.Connection:
-        return self._reader or await self._open_reader()
-
     def compile(self, statement: Executable, parameters: Mapping[str, Any]) -> tuple[str, list[Any]]:
         compiled = self._compiler.compile(statement, tuple(parameters))
         return compiled.sql, [_encoded(value) for value in compiled.arguments(parameters)]
@@ -112,6 +115,8 @@ class SqliteDatabase:
         reader = await self._in_thread(self._connect, min(self._busy_timeout, _READER_BUSY_TIMEOUT))
         if self._reader is None:
             self._reader = reader
+        else:  # Another call opened one meanwhile.
+            await self._in_thread(reader.close)
         return self._reader
 
     async def _open_writer(self) -> sqlite3.Connection:
@@ -146,19 +151,13 @@ class SqliteDatabase:
 
 
 class _Session:
-    """Statements on the reader (``connection`` None: each runs on its own) or in a write transaction."""
+    """Statements in a write transaction."""
 
     __slots__ = ("_connection", "_database")
 
-    def __init__(self, database: SqliteDatabase, connection: sqlite3.Connection | None) -> None:
+    def __init__(self, database: SqliteDatabase, connection: sqlite3.Connection) -> None:
         self._database = database
         self._connection = connection
-
-    async def __aenter__(self) -> _Session:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        return None
 
     async def fetch(self, statement: Executable, parameters: Mapping[str, Any]) -> list[Sequence[Any]]:
         rows: list[Sequence[Any]] = await self._run(statement, parameters, "fetch")
@@ -172,21 +171,11 @@ class _Session:
         database = self._database
         sql, _ = database.compile(statement, rows[0])
         arguments = [database.compile(statement, row)[1] for row in rows]
-        await database.run(await self._connection_to_use(), sql, arguments, "execute_many")
+        await database.run(self._connection, sql, arguments, "execute_many")
 
     async def _run(self, statement: Executable, parameters: Mapping[str, Any], mode: Mode) -> Any:
-        database = self._database
-        sql, arguments = database.compile(statement, parameters)
-        if self._connection is not None:
-            return await database.run(self._connection, sql, arguments, mode)
-        result = await database.run(await database.reader(), sql, arguments, mode)
-        # A read in the loop never suspends, so a loop of reads (an export) would starve
-        # every other task: each read gives the loop one turn, as an await on a driver would.
-        await asyncio.sleep(0)
-        return result
-
-    async def _connection_to_use(self) -> sqlite3.Connection:
-        return self._connection or await self._database.reader()
+        sql, arguments = self._database.compile(statement, parameters)
+        return await self._database.run(self._connection, sql, arguments, mode)
 
 
 def _execute(connection: sqlite3.Connection, sql: str, arguments: Sequence[Any], mode: Mode) -> Any:

@@ -262,8 +262,7 @@ class CatalogStore:
         async with bounded(self._call_timeout):
             if self._schema.status is None:
                 await self._schema.check()
-            async with self._database.reading() as session:
-                return await session.fetch(statement, parameters)
+            return await self._database.read(statement, parameters)
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[Session]:
