@@ -24,6 +24,7 @@ from services.catalog.preconditions import (
     if_none_match_condition,
     not_modified,
     tagged,
+    tagged_response,
 )
 from services.catalog.store import CatalogStore
 from services.catalog.web import (
@@ -38,6 +39,7 @@ from services.catalog.web import (
     get_store,
     install_store_error_handlers,
     item_not_found,
+    json_response,
     location_of,
     store_lifespan,
     store_of,
@@ -81,10 +83,12 @@ __all__ = [
     "if_none_match_condition",
     "install_store_error_handlers",
     "item_not_found",
+    "json_response",
     "location_of",
     "not_modified",
     "response_of",
     "store_lifespan",
     "store_of",
     "tagged",
+    "tagged_response",
 ]

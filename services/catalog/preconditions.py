@@ -16,9 +16,11 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from services.catalog.etags import Condition, MalformedConditionError, item_tag, parse_condition
-from services.catalog.web import ItemIdPath, item_not_found, problem_response_doc
+from services.catalog.web import ItemIdPath, item_not_found, json_response, problem_response_doc
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from services.catalog.domain import Item
 
 ETAG_HEADER: dict[str, Any] = {
@@ -101,6 +103,11 @@ def not_modified(condition: Condition | None, item: Item) -> Response | None:
     if condition is None or not condition.matches_weakly(item_tag(item.id, item.revision)):
         return None
     return Response(status_code=304, headers={"ETag": etag_of(item)})
+
+
+def tagged_response(item: Item, body: BaseModel) -> Response:
+    """200 with ``body`` (the item's representation) as JSON and the item's ETag."""
+    return json_response(body, headers={"ETag": etag_of(item)})
 
 
 def tagged(item: Item | None, item_id: int, response: Response) -> Item:

@@ -35,10 +35,12 @@ from services.catalog import (
     etag_of,
     if_none_match_condition,
     item_not_found,
+    json_response,
     location_of,
     not_modified,
     response_of,
     tagged,
+    tagged_response,
 )
 from services.v2.schemas import ItemCreate, ItemOut, ItemPage, ItemPatch, Tag
 
@@ -58,6 +60,7 @@ _CREATE_OPERATION = "v2.create_item"
         "Items in id order, one page at a time. Follow ``next_cursor`` until it is null: every"
         " item that exists throughout is seen exactly once, even while others are added or deleted."
     ),
+    response_model=ItemPage,
     responses={400: {"description": "The cursor is malformed."}},
 )
 async def list_items(
@@ -73,7 +76,7 @@ async def list_items(
         ),
     ] = None,
     tag: Annotated[Tag | None, Query(description="Only items with this tag.")] = None,
-) -> ItemPage:
+) -> Response:
     try:
         after_id = None if cursor is None else decode_cursor(cursor)
     except InvalidCursorError:
@@ -81,10 +84,8 @@ async def list_items(
     # One more than the page holds tells whether another page follows.
     items = await store.list_items(after_id=after_id, limit=limit + 1, tag=tag)
     page, more = items[:limit], len(items) > limit
-    return ItemPage(
-        data=[ItemOut.of(item) for item in page],
-        next_cursor=encode_cursor(page[-1].id) if more else None,
-    )
+    next_cursor = encode_cursor(page[-1].id) if more else None
+    return json_response(ItemPage(data=[ItemOut.of(item) for item in page], next_cursor=next_cursor))
 
 
 @router.post(
@@ -132,14 +133,12 @@ async def create_item(
     response_model=ItemOut,
     responses={200: {"headers": ETAG_HEADER}, **NOT_FOUND_RESPONSES, **NOT_MODIFIED_RESPONSES},
 )
-async def read_item(
-    item_id: ItemIdPath, store: StoreDep, response: Response, if_none_match: IfNoneMatch = None
-) -> ItemOut | Response:
+async def read_item(item_id: ItemIdPath, store: StoreDep, if_none_match: IfNoneMatch = None) -> Response:
     condition = if_none_match_condition(if_none_match)
     item = await store.get_item(item_id)
-    if item is not None and (unchanged := not_modified(condition, item)) is not None:
-        return unchanged
-    return ItemOut.of(tagged(item, item_id, response))
+    if item is None:
+        raise item_not_found(item_id)
+    return not_modified(condition, item) or tagged_response(item, ItemOut.of(item))
 
 
 @router.patch(
