@@ -84,12 +84,14 @@ class _Bounded:
             await self._timeout.__aexit__(error_type, error, traceback)
         except TimeoutError as timed_out:
             raise CatalogUnavailableError(describe(timed_out, self._seconds)) from timed_out
-        if (
-            isinstance(error, Exception)
-            and not isinstance(error, CatalogUnavailableError)
-            and is_unavailability(error)
-        ):
-            raise CatalogUnavailableError(describe(error, self._seconds)) from error
+        if isinstance(error, Exception):
+            raise_if_unavailability(error, self._seconds)
+
+
+def raise_if_unavailability(error: Exception, seconds: float) -> None:
+    """Raise ``CatalogUnavailableError`` from ``error`` if it says the database is unavailable."""
+    if not isinstance(error, CatalogUnavailableError) and is_unavailability(error):
+        raise CatalogUnavailableError(describe(error, seconds)) from error
 
 
 def bounded(seconds: float) -> AbstractAsyncContextManager[None]:

@@ -95,6 +95,11 @@ class Database(Protocol):
 
     dialect_name: str
 
+    # True while a read neither waits nor runs past its deadline without a timer of the
+    # store's: the driver stops it itself (SQLite in the loop, once its reader is open).
+    @property
+    def bounds_reads_itself(self) -> bool: ...
+
     async def read(self, statement: Executable, parameters: Mapping[str, Any]) -> list[Sequence[Any]]:
         """The rows of one statement run on its own: a read is one statement, which sees one
         snapshot of the database without a transaction."""

@@ -41,6 +41,8 @@ SEARCH_PATH_PARAMETER = "search_path"
 
 class PostgresqlDatabase:
     dialect_name = "postgresql"
+    # A read may wait for a connection: the store's timer bounds that.
+    bounds_reads_itself = False
 
     def __init__(self, url: URL, *, timeout: float, max_connections: int) -> None:
         options: dict[str, Any] = {

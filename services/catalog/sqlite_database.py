@@ -64,6 +64,12 @@ class SqliteDatabase:
         # When the statement running on a connection must give up (monotonic seconds).
         self._deadlines: dict[sqlite3.Connection, float] = {}
 
+    @property
+    def bounds_reads_itself(self) -> bool:
+        # A read in the loop cannot be interrupted by a timer anyway; the progress handler
+        # stops it at the deadline. Opening the reader (in the thread) is another matter.
+        return self._reader is not None
+
     async def read(self, statement: Executable, parameters: Mapping[str, Any]) -> list[Sequence[Any]]:
         sql, arguments = self.compile(statement, parameters)
         rows: list[Sequence[Any]] = await self.run(

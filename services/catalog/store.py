@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from services.catalog.availability import CatalogUnavailableError, bounded
+from services.catalog.availability import CatalogUnavailableError, bounded, raise_if_unavailability
 from services.catalog.database import ConstraintViolationError, open_database
 from services.catalog.domain import ImportConflictError, RevisionMismatchError
 from services.catalog.engine import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT
@@ -259,6 +259,14 @@ class CatalogStore:
 
     async def _read(self, statement: Executable, parameters: Mapping[str, Any]) -> list[Sequence[Any]]:
         """Run one statement on its own, bounded in time, once the schema is current."""
+        database = self._database
+        if self._schema.status is not None and database.bounds_reads_itself:
+            # No timer to arm and cancel: the driver bounds this read (see ``database.py``).
+            try:
+                return await database.read(statement, parameters)
+            except Exception as error:
+                raise_if_unavailability(error, self._call_timeout)
+                raise
         async with bounded(self._call_timeout):
             if self._schema.status is None:
                 await self._schema.check()

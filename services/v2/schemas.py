@@ -116,11 +116,13 @@ class ItemOut(BaseModel):
 
     @classmethod
     def of(cls, item: Item) -> ItemOut:
-        return cls(
+        # Constructed, not validated: every field comes typed from a stored item, and a page
+        # would validate twenty of them per request for nothing.
+        return cls.model_construct(
             id=item.id,
             name=item.name,
             description=item.description,
-            price=PriceOut(amount=item.price.amount_text, currency=item.price.currency),
+            price=PriceOut.model_construct(amount=item.price.amount_text, currency=item.price.currency),
             tags=list(item.tags),
             created_at=item.created_at,
             updated_at=item.updated_at,
