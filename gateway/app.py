@@ -17,13 +17,14 @@ from gateway.discovery import discovery_routes
 from gateway.docs import docs_assets_mount
 from gateway.edge import GatewayEdge
 from gateway.errors import install_error_handlers
+from gateway.extensions import load_group_settings
 from gateway.health import HealthState, health_routes
 from gateway.internal import internal_mount, mount_internal
 from gateway.lifecycle import version_policies
 from gateway.metrics import MULTIPROCESS_DIRECTORY_VARIABLE, GatewayMetrics, metrics_route
 from gateway.registry import mount_versions
 from gateway.routing import redirect_slashes_relatively
-from gateway.settings import Settings, load_settings
+from gateway.settings import Settings
 from gateway.shared import SharedResources
 from gateway.tls.expiry import certificate_expiry, tls_readiness_checks
 from gateway.tls.forwarded import ForwardedClientCertificates
@@ -45,7 +46,7 @@ PACKAGE_NAME = "versioned-api-gateway"
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    settings = settings if settings is not None else load_settings()
+    settings = settings if settings is not None else load_group_settings()
     resources = SharedResources()
     versions = mount_versions(settings, resources)
     internal = mount_internal(settings, resources)

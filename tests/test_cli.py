@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.serving.group_settings import GROUP_APP
 from tests.servers import LOOPBACK, port_in_use, run_gateway
 
 
@@ -168,7 +169,7 @@ def test_gunicorn_run_by_hand_names_an_invalid_variable_too(tmp_path: Path) -> N
             "gunicorn",
             "-c",
             "python:gateway.serving.gunicorn_conf",
-            "gateway.app:create_app()",
+            GROUP_APP,
         ],
         env=_environment(GATEWAY_VERSIONS=BROKEN_JSON),
         cwd=tmp_path,

@@ -20,18 +20,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from gateway.settings import InvalidSettingsError, load_settings
+from gateway.extensions import load_group_settings
+from gateway.serving.group_settings import hand_over_checked
+from gateway.settings import InvalidSettingsError
 from gateway.tls.context import TLSConfigurationError, server_context
 
 logger = logging.getLogger("gateway.serving")
 
 
 def reload_problem() -> str | None:
-    """Why new workers could not start with the settings and files as they are now, or None."""
+    """Why new workers could not start with the settings and files as they are now, or None;
+    settings that load are handed to the reload, which then need not read them again."""
     try:
-        server_context(load_settings())
+        settings = load_group_settings()
+        server_context(settings)
     except (InvalidSettingsError, TLSConfigurationError) as error:
         return str(error)
+    hand_over_checked(settings)
     return None
 
 
