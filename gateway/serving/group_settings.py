@@ -1,10 +1,12 @@
 """The settings of one process group: read once by the arbiter, handed to every worker.
 
-Gunicorn runs its configuration (``gunicorn_conf``) in the arbiter at start and again on
-each SIGHUP that the reload guard let through; that read, the gateway's settings with every
-mounted app's section, is the group's. Each worker object is built in the arbiter and
-forked from it: it takes the settings from here, and so does the app factory Gunicorn calls
-in the worker (``create_group_app``). No worker reads ``.env``, a secret file or the
+The arbiter reads them when it loads its configuration (``gunicorn_conf``), and again on
+each SIGHUP, where the reload guard reads and checks them before letting the reload go on;
+that read, the gateway's settings with every mounted app's section, is the group's. (Gunicorn
+imports a ``python:`` configuration module once, so its own settings, such as the worker
+count or the bind address, stay those of the start; the gateway's are the workers'.) Each
+worker object is built in the arbiter and forked from it: it takes the settings from here,
+and so does the app factory Gunicorn calls in the worker (``create_group_app``). No worker reads ``.env``, a secret file or the
 environment again, so a file broken after the arbiter's read cannot stop a worker from
 starting: a worker respawned after a crash or ``max_requests`` serves the group's last good
 settings, and the next SIGHUP (refused while they do not load) picks the new ones up.
@@ -29,22 +31,19 @@ class _Group:
     """This process's group settings; set in the arbiter, inherited by every fork."""
 
     adopted: Settings | None = None
-    # Loaded and checked by the reload guard for the configuration about to be re-read.
-    checked: Settings | None = None
 
 
 def settings_for_configuration() -> Settings:
-    """For ``gunicorn_conf``: the settings a SIGHUP just checked, else read now; adopted as
-    the group's. Raises ``InvalidSettingsError``."""
-    settings = _Group.checked if _Group.checked is not None else load_group_settings()
-    _Group.checked = None
+    """For ``gunicorn_conf``: the settings read now, adopted as the group's. Raises
+    ``InvalidSettingsError``."""
+    _Group.adopted = load_group_settings()
+    return _Group.adopted
+
+
+def adopt_reloaded(settings: Settings) -> None:
+    """For the reload guard: the settings it read and found servable; the workers a SIGHUP
+    starts serve them."""
     _Group.adopted = settings
-    return settings
-
-
-def hand_over_checked(settings: Settings) -> None:
-    """For the reload guard: the settings it loaded and found servable, for the reload to adopt."""
-    _Group.checked = settings
 
 
 def group_settings() -> Settings:

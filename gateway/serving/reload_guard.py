@@ -21,7 +21,7 @@ import logging
 from typing import Any
 
 from gateway.extensions import load_group_settings
-from gateway.serving.group_settings import hand_over_checked
+from gateway.serving.group_settings import adopt_reloaded
 from gateway.settings import InvalidSettingsError
 from gateway.tls.context import TLSConfigurationError, server_context
 
@@ -30,13 +30,13 @@ logger = logging.getLogger("gateway.serving")
 
 def reload_problem() -> str | None:
     """Why new workers could not start with the settings and files as they are now, or None;
-    settings that load are handed to the reload, which then need not read them again."""
+    settings that load become the group's, for the workers the reload starts."""
     try:
         settings = load_group_settings()
         server_context(settings)
     except (InvalidSettingsError, TLSConfigurationError) as error:
         return str(error)
-    hand_over_checked(settings)
+    adopt_reloaded(settings)
     return None
 
 

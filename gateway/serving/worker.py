@@ -23,7 +23,6 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gunicorn.arbiter import Arbiter
-from gunicorn.workers.base import Worker
 from uvicorn.config import Config
 from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
@@ -169,9 +168,6 @@ class GatewayWorker(UvicornWorker):
     tls_loaded_before: ClassVar[ServedTLS | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # UvicornWorker.__init__ is skipped on purpose: it points Uvicorn's loggers at
-        # Gunicorn's handlers, bypassing the JSON logging configured by logconfig_dict.
-        Worker.__init__(self, *args, **kwargs)
         # The group's settings, read by the arbiter: a worker never reads them itself.
         self.settings = group_settings()
         # Built here, by the worker: the stock worker ignores Gunicorn's ssl_context hook.
@@ -180,26 +176,21 @@ class GatewayWorker(UvicornWorker):
         protocols = serving_protocols(self.settings, served_tls)
         self.ssl_context = protocols.ssl_context
         self.http_protocol_class = protocols.http
-        config_kwargs: dict[str, Any] = {
-            "app": None,
-            "log_config": None,
+        # uvicorn-worker's seam: its Config takes these over what it derives from Gunicorn's
+        # settings (keep-alive, notify, max requests, forwarded IPs, backlog).
+        self.CONFIG_KWARGS = {
             "access_log": False,  # The gateway writes its own structured access line.
             # With TLS too: Uvicorn's own TLS (config.ssl) stays off, and DrainingServer
             # runs the handshakes (on uvloop's TLS transport, see tls_handshake).
-            "http": self.http_protocol_class,
+            "http": protocols.http,
             "ws": protocols.websocket,
             "loop": "auto",
             "root_path": self.settings.root_path,
-            "timeout_keep_alive": self.cfg.keepalive,
-            "timeout_notify": self.timeout,
             "timeout_graceful_shutdown": uvicorn_graceful_timeout(self.settings),
-            "callback_notify": self.callback_notify,
-            "limit_max_requests": self.max_requests,
-            "forwarded_allow_ips": self.cfg.forwarded_allow_ips,
         }
-        if self.cfg.settings["backlog"].value:
-            config_kwargs["backlog"] = self.cfg.settings["backlog"].value
-        self.config = Config(**config_kwargs)
+        # It also points Uvicorn's loggers at Gunicorn's error log, whose handler is the
+        # gateway's JSON one (logconfig_dict), so their lines keep the gateway's format.
+        super().__init__(*args, **kwargs)
         self.server: DrainingServer | None = None
 
     def _connection_gauges(self) -> ConnectionGauges | None:
