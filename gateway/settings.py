@@ -71,20 +71,26 @@ def _check_spiffe_ids(identities: list[str]) -> list[str]:
     return identities
 
 
+# The sources every settings class reads, the gateway's and each app's section alike.
+_SOURCES = SettingsConfigDict(
+    env_prefix=ENV_PREFIX,
+    env_file=".env",
+    env_file_encoding="utf-8",
+    secrets_dir=None,
+    extra="forbid",
+    # The sections share .env: a key of another's is not one's own to refuse
+    # (``extensions.with_app_settings`` refuses a key that none reads).
+    dotenv_filtering="only_existing",
+    validate_default=True,
+)
+
+
 class AppSettings(BaseSettings):
     """A mounted app's own settings section (``AppExtension.settings``): read by the gateway
     from its own sources (``GATEWAY_*`` variables, ``.env``, the secrets directory), once,
     beside the gateway's settings, and handed to the app's factory and extension."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_file=".env",
-        env_file_encoding="utf-8",
-        secrets_dir=None,
-        extra="forbid",
-        dotenv_filtering="only_existing",
-        validate_default=True,
-    )
+    model_config = _SOURCES
 
     def redacted(self) -> dict[str, object]:
         """The values for ``gateway config``; a section with secrets in plain fields hides them."""
@@ -96,15 +102,7 @@ SectionT = TypeVar("SectionT", bound=AppSettings)
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_file=".env",
-        env_file_encoding="utf-8",
-        secrets_dir=None,
-        extra="forbid",
-        # The apps' sections share .env: a key of theirs is not the gateway's to refuse
-        # (``extensions.with_app_settings`` refuses a key that neither reads).
-        dotenv_filtering="only_existing",
-        validate_default=True,
+        **_SOURCES,
         # JSON settings are decoded by ``_decode_json``: pydantic-settings' own decoding fails
         # with a SettingsError that names the field, not the variable, and stops validation.
         enable_decoding=False,
