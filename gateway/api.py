@@ -2,8 +2,8 @@
 
 An app is a factory named in the registry (``"services.v2:create_app"``) that takes the
 gateway's settings and returns a FastAPI app. From the gateway it may use the problem
-shape of errors, readiness checks, resources shared by the apps of one process, and the
-verified caller. Its module may also declare ``GATEWAY_EXTENSION``, an ``AppExtension``:
+shape of errors, readiness checks, resources shared by the apps of one process, the
+verified caller, and spans for its database statements (``trace_statements(engine)``). Its module may also declare ``GATEWAY_EXTENSION``, an ``AppExtension``:
 work done once per deploy before the workers fork (migrations) and commands of its own
 under ``gateway``. Nothing else of ``gateway`` is an app's to import; a test of the
 import graph keeps it so.
@@ -23,6 +23,7 @@ from gateway.settings import Settings
 from gateway.shared import shared_resources_of
 from gateway.sqlite import use_write_ahead_log
 from gateway.tls.identity import CallerIdentity, ServiceIdentity, identity_of
+from gateway.tracing.statements import trace_statements
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
@@ -39,6 +40,7 @@ __all__ = [
     "identity_of",
     "problem_response",
     "shared_resources_of",
+    "trace_statements",
     "use_write_ahead_log",
 ]
 
