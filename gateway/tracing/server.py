@@ -102,20 +102,20 @@ class ServerSpan:
     ) -> None:
         span = self.span
         if span.is_recording():
+            # One call: the SDK takes the span's lock for each.
+            attributes: dict[str, str | int] = {"http.response.status_code": status}
             if route is not None:
                 span.update_name(f"{self.method} {route}")
-                span.set_attribute("http.route", route)
-            span.set_attribute("http.response.status_code", status)
+                attributes["http.route"] = route
             if version is not None:
-                span.set_attribute(API_VERSION_ATTRIBUTE, version)
+                attributes[API_VERSION_ATTRIBUTE] = version
             caller = identity_of(scope)
             if caller is not None:
-                span.set_attribute(CALLER_ATTRIBUTE, caller.spiffe_id)
+                attributes[CALLER_ATTRIBUTE] = caller.spiffe_id
             if error is not None or status >= 500:
-                span.set_attribute(
-                    "error.type", type(error).__qualname__ if error is not None else str(status)
-                )
+                attributes["error.type"] = type(error).__qualname__ if error is not None else str(status)
                 span.set_status(StatusCode.ERROR)
+            span.set_attributes(attributes)
         span.end()
         unbind_trace(self._trace_token)
         otel_context.detach(self._context_token)
