@@ -48,14 +48,7 @@ def trace_statements(engine: AsyncEngine | Engine) -> None:
             name, kind=SpanKind.CLIENT, attributes=attributes
         )
 
-    def end_span(
-        connection: Connection,
-        cursor: Any,
-        statement: str,
-        parameters: Any,
-        context: ExecutionContext | None,
-        executemany: bool,
-    ) -> None:
+    def end_span(connection: Connection, *_statement: Any) -> None:
         span = connection.info.pop(_SPAN_KEY, None)
         if span is not None:
             span.end()
