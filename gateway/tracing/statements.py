@@ -6,9 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind, StatusCode
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql import Delete, Insert, Select, Update
 
 from gateway.tracing.context import current_trace
 
@@ -16,6 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from sqlalchemy.engine import Connection, Engine, ExceptionContext, ExecutionContext
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 # Where a statement's span waits, in its connection's info, for the statement to end.
 _SPAN_KEY = "gateway.tracing.span"
@@ -24,6 +22,11 @@ _SPAN_KEY = "gateway.tracing.span"
 def trace_statements(engine: AsyncEngine | Engine) -> None:
     """Trace ``engine``'s statements (and those of its ``execution_options`` views); outside a
     traced request each costs a check of the request's context."""
+    # Here, not at the top: gateway.api offers this to every app, and only apps with an
+    # engine should pay for importing SQLAlchemy.
+    from sqlalchemy import event
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
     system = sync_engine.dialect.name
 
@@ -69,6 +72,8 @@ def trace_statements(engine: AsyncEngine | Engine) -> None:
 
 def _table_of(context: ExecutionContext | None) -> str | None:
     """The table a compiled statement writes, or the first it reads from; None for text."""
+    from sqlalchemy.sql import Delete, Insert, Select, Update  # Loaded by then: a lookup.
+
     compiled = getattr(context, "compiled", None)
     statement = getattr(compiled, "statement", None)
     if isinstance(statement, Insert | Update | Delete):
