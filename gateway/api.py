@@ -2,11 +2,12 @@
 
 An app is a factory named in the registry (``"services.v2:create_app"``) that returns a
 FastAPI app. From the gateway it may use the problem shape of errors, readiness checks,
-resources shared by the apps of one process, and the verified caller. Its module may also
-declare ``GATEWAY_EXTENSION``, an ``AppExtension``: its own settings section (an
-``AppSettings`` read by the gateway beside its own and handed to the factory), work done
-once per deploy before the workers fork (migrations) and commands of its own under
-``gateway``. Nothing else of ``gateway`` is an app's to import; a test of the
+resources shared by the apps of one process, the verified caller, and spans for its
+database statements (``trace_statements(engine)``). Its module may also declare
+``GATEWAY_EXTENSION``, an ``AppExtension``: its own settings section (an ``AppSettings``
+read by the gateway beside its own and handed to the factory), work done once per deploy
+before the workers fork (migrations) and commands of its own under ``gateway``. Nothing
+else of ``gateway`` is an app's to import; a test of the
 import graph keeps it so.
 """
 
@@ -20,6 +21,7 @@ from gateway.settings import AppSettings
 from gateway.shared import shared_resources_of
 from gateway.sqlite import use_write_ahead_log
 from gateway.tls.identity import CallerIdentity, ServiceIdentity, identity_of
+from gateway.tracing.statements import trace_statements
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
@@ -36,5 +38,6 @@ __all__ = [
     "identity_of",
     "problem_response",
     "shared_resources_of",
+    "trace_statements",
     "use_write_ahead_log",
 ]

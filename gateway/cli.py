@@ -20,6 +20,7 @@ from gateway.serving.group_settings import GROUP_APP
 from gateway.serving.listen_address import bind_problem, host_and_port
 from gateway.settings import ENV_PREFIX, AppSettings, InvalidSettingsError, Settings, load_settings
 from gateway.tls.context import TLSConfigurationError, server_context
+from gateway.tracing.configuration import TracingConfigurationError, tracing_configuration
 
 if TYPE_CHECKING:
     from gateway.extensions import AppExtension, SettingsLoader
@@ -92,7 +93,7 @@ def _run_uvicorn(arguments: argparse.Namespace) -> None:
     import uvicorn
 
     settings = _load_settings(_flags(arguments, "host", "port"), with_apps=True)
-    _check_tls(settings)
+    _check_tls_and_tracing(settings)
     _check_listening_addresses(settings)
     # Once, here, not in the reloaded worker: the embedded SQLite is migrated (by default)
     # before Uvicorn starts, as `gateway serve`'s arbiter does.
@@ -126,17 +127,18 @@ def _protocol_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def _check_tls(settings: Settings) -> None:
+def _check_tls_and_tracing(settings: Settings) -> None:
     try:
         server_context(settings)
-    except TLSConfigurationError as error:
+        tracing_configuration(os.environ)
+    except (TLSConfigurationError, TracingConfigurationError) as error:
         _refuse(str(error))
 
 
 def _run_gunicorn(arguments: argparse.Namespace) -> None:
     flags = _flags(arguments, "host", "port", "workers")
     settings = _load_settings(flags, with_apps=True)
-    _check_tls(settings)
+    _check_tls_and_tracing(settings)
     _check_listening_addresses(settings)
     _print_where(settings)
     command = [sys.executable, "-m", "gunicorn", "--config", f"python:{GUNICORN_CONFIG_MODULE}"]

@@ -10,6 +10,7 @@ from asgi_lifespan import LifespanManager
 
 from gateway.app import create_app
 from gateway.settings import ENV_PREFIX, SECRETS_DIR_VARIABLE, Settings
+from gateway.tracing.server import ServerTracing
 from gateway.versions import VersionEntry, default_registry
 from services.catalog.settings import CatalogSettings
 
@@ -77,8 +78,10 @@ def make_settings(sqlite_url: str) -> Callable[..., Settings]:
     return build
 
 
-async def open_client(settings: Settings, root_path: str = "") -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
+async def open_client(
+    settings: Settings, root_path: str = "", *, tracing: ServerTracing | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, tracing=tracing)
     # asgi-lifespan runs the root's lifespan as a server would, so start-up and shutdown
     # are part of every test. Starlette's TestClient is avoided on purpose: under
     # Starlette 1.x it warns that plain httpx is deprecated, and the gateway's

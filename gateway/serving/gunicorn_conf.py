@@ -16,6 +16,7 @@ from gateway.serving.group_settings import settings_for_configuration
 from gateway.serving.listen_address import host_and_port
 from gateway.settings import InvalidSettingsError
 from gateway.tls.context import TLSConfigurationError, server_context
+from gateway.tracing.configuration import TracingConfigurationError, tracing_configuration
 
 try:
     # Read once per configuration (start, and each SIGHUP the reload guard let through) and
@@ -24,7 +25,9 @@ try:
     # Checked in the arbiter before any worker forks: a TLS set-up failure stops the start
     # with one line naming the setting, rather than a worker boot loop (or plain HTTP).
     server_context(_settings)
-except (InvalidSettingsError, TLSConfigurationError) as _error:
+    # The workers start tracing (after the fork); the arbiter only checks the OTEL_* variables.
+    tracing_configuration(os.environ)
+except (InvalidSettingsError, TLSConfigurationError, TracingConfigurationError) as _error:
     # `gateway serve` checked these already; this is `gunicorn -c gunicorn.conf.py` run by hand.
     for _line in str(_error).splitlines():
         print(f"gateway: {_line}", file=sys.stderr)

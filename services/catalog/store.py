@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
+from gateway.api import trace_statements
 from services.catalog.availability import CatalogUnavailableError, bounded
 from services.catalog.domain import (
     ImportConflictError,
@@ -149,6 +150,7 @@ class CatalogStore:
             pool_size=pool_size,
             max_overflow=max_overflow,
         )
+        trace_statements(engine)
         store = cls(
             engine,
             call_timeout=call_timeout,
