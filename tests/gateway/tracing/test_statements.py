@@ -9,7 +9,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
-from gateway.api import trace_statements
+from gateway.api import StatementKind, statement_span, trace_statements
 from gateway.tracing.context import RequestTrace, bind_trace, unbind_trace
 from services.catalog.engine import create_catalog_engine
 
@@ -61,3 +61,31 @@ async def test_statements_in_a_traced_request_get_spans_without_their_values(
     )
     assert spans[2].status.status_code is StatusCode.ERROR
     assert all(PARAMETER_VALUE not in span.to_json() for span in spans)
+
+
+def test_a_statement_run_on_the_driver_gets_its_span_from_its_description(recorded: Recorded) -> None:
+    tracer = recorded.provider().get_tracer("test")
+    reading = StatementKind.of(select(notes.c.body).where(notes.c.body == PARAMETER_VALUE), "sqlite")
+    writing = StatementKind.of(insert(notes), "sqlite")
+    with statement_span(reading):
+        pass
+    assert recorded.spans() == []  # Outside a request: nothing.
+    token = bind_trace(RequestTrace(tracer, "0" * 32, "0" * 16))
+    try:
+        with statement_span(reading):
+            pass
+        with pytest.raises(ValueError, match=PARAMETER_VALUE), statement_span(writing):
+            raise ValueError(PARAMETER_VALUE)
+    finally:
+        unbind_trace(token)
+    read, failed = recorded.spans()
+    assert (read.name, failed.name) == ("SELECT tracing_notes", "INSERT tracing_notes")
+    assert read.attributes == {
+        "db.system.name": "sqlite",
+        "db.operation.name": "SELECT",
+        "db.collection.name": "tracing_notes",
+    }
+    assert failed.status.status_code is StatusCode.ERROR
+    assert failed.attributes is not None
+    assert failed.attributes["error.type"] == "ValueError"
+    assert PARAMETER_VALUE not in repr([span.to_json() for span in recorded.spans()])
