@@ -55,4 +55,4 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/live' % (os.environ.get('GATEWAY_PORT') or '8000'), timeout=2)"]
 # SIGTERM (Docker's default) makes Gunicorn finish in-flight requests within its graceful timeout.
 STOPSIGNAL SIGTERM
-CMD ["gunicorn", "--config", "gunicorn.conf.py", "gateway.app:create_app()"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "gateway.serving.group_settings:create_group_app()"]

@@ -17,7 +17,8 @@ from starlette.routing import Mount
 import services.v1
 import services.v2
 from bench.reference_apps import RequestIdMiddleware
-from gateway.settings import load_settings
+from gateway.settings import load_app_settings
+from services.catalog.settings import CatalogSettings
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -27,14 +28,14 @@ if TYPE_CHECKING:
 
 def create_v2_alone() -> FastAPI:
     """The v2 app from its own factory, as Uvicorn would serve it without the gateway."""
-    return services.v2.create_app(load_settings())
+    return services.v2.create_app(load_app_settings(CatalogSettings))
 
 
 def create_naive_gateway() -> Starlette:
     """What users write from the docs: the version apps under ``Mount``, one base-class
     middleware adding a header, and a root lifespan that starts the versions' stores
     (Starlette runs only the root's lifespan, https://github.com/encode/starlette/issues/649)."""
-    settings = load_settings()
+    settings = load_app_settings(CatalogSettings)
     versions = {"/v1": services.v1.create_app(settings), "/v2": services.v2.create_app(settings)}
 
     @asynccontextmanager

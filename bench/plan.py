@@ -104,6 +104,23 @@ def _tls(mode: str) -> Callable[[Workspace], dict[str, str]]:
     return environment
 
 
+def _traced(sampler: str, ratio: str = "") -> Callable[[Workspace], dict[str, str]]:
+    """R4's gateway with tracing on, exporting to a sink that discards (``OTEL_*`` variables)."""
+
+    def environment(workspace: Workspace) -> dict[str, str]:
+        variables = workspace.environment(versions=_hello_registry())
+        variables.update(
+            OTEL_SERVICE_NAME="gateway-bench",
+            OTEL_EXPORTER_OTLP_ENDPOINT=workspace.otlp_sink_url(),
+            OTEL_TRACES_SAMPLER=sampler,
+        )
+        if ratio:
+            variables["OTEL_TRACES_SAMPLER_ARG"] = ratio
+        return variables
+
+    return environment
+
+
 def _hello_registry() -> str:
     hello = VersionEntry(prefix=HELLO_VERSION_PREFIX, factory="bench.reference_apps:create_hello_version")
     return json.dumps(
@@ -127,6 +144,8 @@ SERVERS = {
         ServerSpec("gateway-hello-nolog", "that gateway, access log off", _gateway_uvicorn(), _settings(versions=_hello_registry(), access_log="false"), _READY),
         ServerSpec("gateway-hello-nousage", "that gateway, usage accounting off", _gateway_uvicorn(), _settings(versions=_hello_registry(), usage="false"), _READY),
         ServerSpec("gateway-hello-bare", "that gateway, access log and metrics off", _gateway_uvicorn(), _settings(versions=_hello_registry(), access_log="false", metrics_enabled="false"), _READY),
+        ServerSpec("gateway-hello-traced", "that gateway, tracing on, every request sampled", _gateway_uvicorn(), _traced("parentbased_always_on"), _READY),
+        ServerSpec("gateway-hello-traced-10", "that gateway, tracing on, 10% of requests sampled", _gateway_uvicorn(), _traced("parentbased_traceidratio", "0.1"), _READY),
         ServerSpec("gateway-zttp", "gateway, Uvicorn --http zttp", _gateway_uvicorn(http="zttp"), _settings(), _READY),
         ServerSpec("serve-1", "gateway serve: Gunicorn + GatewayWorker, 1 worker", _gateway_serve(1), _settings(), _READY),
         ServerSpec("serve-2", "gateway serve: Gunicorn + GatewayWorker, 2 workers", _gateway_serve(2), _settings(), _READY),
@@ -166,6 +185,10 @@ def build_rows(etag: str) -> list[Row]:
         Row("R4b", "R4, access log and metrics off", "gateway-hello-bare", Request("/v3/hello"), compare_to="R2"),
         # What counting requests per version and caller costs (issue 13's goal: R4 at least 0.97 x R4c).
         Row("R4c", "R4, usage accounting off", "gateway-hello-nousage", Request("/v3/hello"), compare_to="R4"),
+        # Tracing (issue 15): off (no OTEL endpoint: R4's server), on at 100% and at 10%.
+        Row("T0", "R4, tracing off", "gateway-hello", Request("/v3/hello"), compare_to="R2"),
+        Row("T1", "R4, tracing on, 100% sampled", "gateway-hello-traced", Request("/v3/hello"), compare_to="T0"),
+        Row("T2", "R4, tracing on, 10% sampled", "gateway-hello-traced-10", Request("/v3/hello"), compare_to="T0"),
         Row("R5", "R2 under the naive gateway", "naive-hello", Request("/v3/hello"), compare_to="R2"),
         Row("2a", "naive gateway", "naive", Request("/v2" + item)),
         Row("2b", "naive gateway", "naive", Request("/v2" + page)),

@@ -13,7 +13,8 @@ import shutil
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.logs import logging_config
@@ -25,6 +26,7 @@ POSTGRES_SCHEMA = "gateway_bench"
 CLIENT_NAME = "bench"
 # How long a `gateway` command of the set-up (migrate, issue certificates) may take.
 COMMAND_TIMEOUT = 60
+_SINK_START_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,21 @@ class Workspace:
     postgres_url: str | None
     logging_config: Path
     certificates: Certificates
+    # The OTLP sink of the tracing rows, started by the first row that asks for it.
+    sinks: list[tuple[subprocess.Popen[bytes], str]] = field(default_factory=list)
+
+    def otlp_sink_url(self) -> str:
+        """The endpoint of a process that accepts OTLP/HTTP exports and discards them."""
+        if not self.sinks:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bench.otlp_sink", str(port)], cwd=PROJECT_ROOT, start_new_session=True
+            )
+            self.sinks.append((process, f"http://127.0.0.1:{port}"))
+            _wait_for_port(port, process)
+        return self.sinks[0][1]
 
     def environment(self, database_url: str | None = None, **settings: str) -> dict[str, str]:
         """The servers' environment; ``settings`` are GATEWAY_* values without the prefix."""
@@ -76,7 +93,21 @@ def prepare_workspace(directory: Path, postgres_url: str | None) -> Workspace:
     return workspace
 
 
+def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + _SINK_START_TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"the OTLP sink did not listen on port {port}")
+
+
 def remove_workspace(workspace: Workspace) -> None:
+    for process, _url in workspace.sinks:
+        process.terminate()
+        process.wait(COMMAND_TIMEOUT)
     if workspace.postgres_url:
         _run_postgres(
             workspace.postgres_url.split("?")[0], f"DROP SCHEMA IF EXISTS {POSTGRES_SCHEMA} CASCADE"

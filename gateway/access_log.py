@@ -17,6 +17,8 @@ from gateway.tls.identity import CALLER_SCOPE_KEY, certificate_identity, identit
 if TYPE_CHECKING:
     from starlette.types import Scope
 
+    from gateway.tracing.server import ServerSpan
+
 access_logger = logging.getLogger("gateway.access")
 
 
@@ -34,8 +36,17 @@ def route_template(scope: Scope) -> str | None:
 
 
 def log_access(
-    scope: Scope, *, status: int, duration_ms: float, request_id: str, version: str | None, route: str | None
+    scope: Scope,
+    *,
+    status: int,
+    duration_ms: float,
+    request_id: str,
+    version: str | None,
+    route: str | None,
+    trace: ServerSpan | None = None,
 ) -> None:
+    """The request's line; with its trace, the trace and span ids last, as ``RequestIdFilter``
+    adds them to other lines (the span has ended, so they are given here)."""
     client = scope.get("client")
     method: str = scope["method"]
     path: str = scope["path"]
@@ -53,7 +64,12 @@ def log_access(
             f'"message": {_string(f"{method} {path} {status}")}, "method": {_string(method)}, '
             f'"path": {_string(path)}, "api_version": {_optional(version)}, "route": {_optional(route)}, '
             f'"status": {status:d}, "duration_ms": {duration_ms!r}, "request_id": {_string(request_id)}, '
-            f'"client": {_optional(client_text)}, "identity": {_optional(identity)}, "via": {_optional(via)}}}'
+            f'"client": {_optional(client_text)}, "identity": {_optional(identity)}, "via": {_optional(via)}'
+            + (
+                f', "trace_id": "{trace.trace_id}", "span_id": "{trace.span_id}"}}'
+                if trace is not None
+                else "}"
+            )
         )
         return
     if not access_logger.isEnabledFor(logging.INFO):
@@ -77,6 +93,8 @@ def log_access(
             "via": via,
         }
     )
+    if trace is not None:
+        record.trace_id, record.span_id = trace.trace_id, trace.span_id
     access_logger.handle(record)
 
 

@@ -17,16 +17,19 @@ from gateway.discovery import discovery_routes
 from gateway.docs import docs_assets_mount
 from gateway.edge import GatewayEdge
 from gateway.errors import install_error_handlers
+from gateway.extensions import load_group_settings
 from gateway.health import HealthState, health_routes
 from gateway.internal import internal_mount, mount_internal
 from gateway.lifecycle import version_policies
 from gateway.metrics import MULTIPROCESS_DIRECTORY_VARIABLE, GatewayMetrics, metrics_route
 from gateway.registry import mount_versions
 from gateway.routing import redirect_slashes_relatively
-from gateway.settings import Settings, load_settings
+from gateway.settings import Settings
 from gateway.shared import SharedResources
 from gateway.tls.expiry import certificate_expiry, tls_readiness_checks
 from gateway.tls.forwarded import ForwardedClientCertificates
+from gateway.tracing.configuration import tracing_configuration
+from gateway.tracing.server import ServerTracing
 from gateway.usage.callers import CallerAttribution
 from gateway.usage.recorder import UsageCollector, UsageRecorder
 from gateway.usage.report import lifecycle_route
@@ -44,8 +47,11 @@ if TYPE_CHECKING:
 PACKAGE_NAME = "versioned-api-gateway"
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    settings = settings if settings is not None else load_settings()
+def create_app(settings: Settings | None = None, *, tracing: ServerTracing | None = None) -> Starlette:
+    """The root app; ``tracing`` (tests give one with their own exporter) is otherwise as the
+    standard OTEL_* variables say, and off without an endpoint."""
+    settings = settings if settings is not None else load_group_settings()
+    tracing = tracing if tracing is not None else _server_tracing()
     resources = SharedResources()
     versions = mount_versions(settings, resources)
     internal = mount_internal(settings, resources)
@@ -96,14 +102,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             forwarded_certificates=ForwardedClientCertificates(settings.trusted_proxies),
             callers=CallerAttribution(settings.caller_header, settings.trusted_proxies),
             usage=usage,
+            tracing=tracing,
         ),
-        lifespan=_run_lifespans(mounted_apps, health, metrics, usage),
+        lifespan=_run_lifespans(mounted_apps, health, metrics, usage, tracing),
     )
     install_error_handlers(app, known_versions=[entry.prefix for entry in settings.versions])
     redirect_slashes_relatively(app.router)
     app.state.settings = settings
     app.state.health = health
     return app
+
+
+def _server_tracing() -> ServerTracing | None:
+    configuration = tracing_configuration(os.environ)
+    return ServerTracing(configuration) if configuration is not None else None
 
 
 def _usage_recorder(settings: Settings, metrics: GatewayMetrics | None) -> UsageRecorder | None:
@@ -140,6 +152,7 @@ def _run_lifespans(
     health: HealthState,
     metrics: GatewayMetrics | None,
     usage: UsageRecorder | None,
+    tracing: ServerTracing | None,
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -147,6 +160,10 @@ def _run_lifespans(
         # (the versions as registered, then /internal), stop them in reverse, and stop
         # the start at the first that fails.
         async with AsyncExitStack() as stack:
+            if tracing is not None:
+                # First in, last out: in the worker, after the fork; spans of every other
+                # start-up and shutdown step are exported, and the last flushed at the end.
+                await stack.enter_async_context(tracing.running())
             for mounted in mounted_apps:
                 await stack.enter_async_context(mounted.lifespan())
             if metrics is not None:

@@ -8,21 +8,24 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from gateway.cli_call import add_call_command
 from gateway.cli_certs import add_certs_commands
 from gateway.cli_contracts import add_contracts_commands
 from gateway.cli_lifecycle import add_lifecycle_command
-from gateway.extensions import app_extensions, prepare_apps
+from gateway.extensions import app_extensions, load_group_settings, prepare_apps, section_loader
 from gateway.logs import logging_config
+from gateway.serving.group_settings import GROUP_APP
 from gateway.serving.listen_address import bind_problem, host_and_port
-from gateway.settings import ENV_PREFIX, InvalidSettingsError, Settings, load_settings
+from gateway.settings import ENV_PREFIX, AppSettings, InvalidSettingsError, Settings, load_settings
 from gateway.tls.context import TLSConfigurationError, server_context
+from gateway.tracing.configuration import TracingConfigurationError, tracing_configuration
 
 if TYPE_CHECKING:
-    from gateway.api import AppExtension
+    from gateway.extensions import AppExtension, SettingsLoader
 
+Section = TypeVar("Section", bound=AppSettings)
 GUNICORN_CONFIG_MODULE = "gateway.serving.gunicorn_conf"
 SOURCE_FOLDERS = [
     str(Path(__file__).resolve().parent),
@@ -30,13 +33,26 @@ SOURCE_FOLDERS = [
 ]
 
 
-def _load_settings(flags: dict[str, Any] | None = None) -> Settings:
-    """The settings, with the command's flags over them; an operator's mistake is one line
-    per problem, naming the flag or variable, and exit status 2."""
+def _load_settings(flags: dict[str, Any] | None = None, *, with_apps: bool = False) -> Settings:
+    """The settings, with the command's flags over them (``with_apps``: carrying the mounted
+    apps' sections); an operator's mistake is one line per problem, naming the flag or
+    variable, and exit status 2."""
     try:
-        return load_settings(flags)
+        return load_group_settings(flags) if with_apps else load_settings(flags)
     except InvalidSettingsError as error:
         _refuse(str(error))
+
+
+def _section_loader(extension: AppExtension[Section]) -> SettingsLoader[Section]:
+    load = section_loader(extension)
+
+    def load_or_refuse(flags: dict[str, Any] | None = None) -> Section:
+        try:
+            return load(flags)
+        except InvalidSettingsError as error:
+            _refuse(str(error))
+
+    return load_or_refuse
 
 
 def _refuse(message: str) -> NoReturn:
@@ -76,15 +92,15 @@ def _print_where(settings: Settings) -> None:
 def _run_uvicorn(arguments: argparse.Namespace) -> None:
     import uvicorn
 
-    settings = _load_settings(_flags(arguments, "host", "port"))
-    _check_tls(settings)
+    settings = _load_settings(_flags(arguments, "host", "port"), with_apps=True)
+    _check_tls_and_tracing(settings)
     _check_listening_addresses(settings)
     # Once, here, not in the reloaded worker: the embedded SQLite is migrated (by default)
     # before Uvicorn starts, as `gateway serve`'s arbiter does.
     prepare_apps(settings, workers=1)
     _print_where(settings)
     uvicorn.run(
-        "gateway.app:create_app",
+        "gateway.serving.protocols:create_dev_app",
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -111,17 +127,18 @@ def _protocol_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def _check_tls(settings: Settings) -> None:
+def _check_tls_and_tracing(settings: Settings) -> None:
     try:
         server_context(settings)
-    except TLSConfigurationError as error:
+        tracing_configuration(os.environ)
+    except (TLSConfigurationError, TracingConfigurationError) as error:
         _refuse(str(error))
 
 
 def _run_gunicorn(arguments: argparse.Namespace) -> None:
     flags = _flags(arguments, "host", "port", "workers")
-    settings = _load_settings(flags)
-    _check_tls(settings)
+    settings = _load_settings(flags, with_apps=True)
+    _check_tls_and_tracing(settings)
     _check_listening_addresses(settings)
     _print_where(settings)
     command = [sys.executable, "-m", "gunicorn", "--config", f"python:{GUNICORN_CONFIG_MODULE}"]
@@ -129,14 +146,14 @@ def _run_gunicorn(arguments: argparse.Namespace) -> None:
     # for: every process reads the settings this command validated.
     environment = os.environ | {f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in flags.items()}
     # exec, not a child: signals from the terminal, systemd or Kubernetes reach the arbiter itself.
-    os.execve(sys.executable, [*command, "gateway.app:create_app()"], environment)  # noqa: S606 - a fixed command, no shell
+    os.execve(sys.executable, [*command, GROUP_APP], environment)  # noqa: S606 - a fixed command, no shell
 
 
 def _config(arguments: argparse.Namespace) -> None:
-    print(json.dumps(_load_settings().redacted(), indent=2))
+    print(json.dumps(_load_settings(with_apps=True).redacted(), indent=2))
 
 
-def _parser(extensions: list[AppExtension]) -> argparse.ArgumentParser:
+def _parser(extensions: list[AppExtension[Any]]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="A gateway for versioned FastAPI apps.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("config", help="print the effective settings, secrets redacted").set_defaults(
@@ -148,7 +165,7 @@ def _parser(extensions: list[AppExtension]) -> argparse.ArgumentParser:
     add_call_command(commands)
     for extension in extensions:
         if extension.add_commands is not None:
-            extension.add_commands(commands, _load_settings)
+            extension.add_commands(commands, _section_loader(extension))
     dev = commands.add_parser("dev", help="run Uvicorn with reload, watching only the source folders")
     dev.set_defaults(run=_run_uvicorn)
     serve = commands.add_parser(

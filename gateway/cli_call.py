@@ -2,12 +2,14 @@
 
 It uses ``gateway.client``, the library peer services use, so a successful call proves the
 certificates, the CA and the allow-list are right for that service. The response body is
-streamed to standard output as it arrives (an NDJSON export needs no memory here).
+streamed to standard output as it arrives (an NDJSON export needs no memory here). A trace
+context in ``TRACEPARENT`` is continued (``gateway.tracing.outgoing.command_span``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -15,6 +17,8 @@ from typing import TYPE_CHECKING, NoReturn
 import httpx
 
 from gateway.client import DEFAULT_TIMEOUT, ClientCertificate, sync_client
+from gateway.tracing.configuration import TracingConfigurationError
+from gateway.tracing.outgoing import command_span, record_response
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -146,26 +150,41 @@ def _call(arguments: argparse.Namespace) -> None:
     body = _body(arguments.data)
     method = (arguments.method or ("POST" if body is not None else "GET")).upper()
     headers = _headers(arguments.header, body is not None)
-    output = sys.stdout.buffer
+    request = client.build_request(method, url, content=body, headers=headers)
     try:
-        with client, client.stream(method, url, content=body, headers=headers) as response:
-            if arguments.include:
-                output.write(f"HTTP/1.1 {response.status_code} {response.reason_phrase}\r\n".encode())
-                for name, value in response.headers.multi_items():
-                    output.write(f"{name}: {value}\r\n".encode())
-                output.write(b"\r\n")
-            last_chunk = b""
-            for chunk in response.iter_bytes():
-                output.write(chunk)
-                output.flush()
-                last_chunk = chunk or last_chunk
-            if _is_text(response) and last_chunk and not last_chunk.endswith(b"\n"):
-                # A JSON body (a problem, say) ends without a newline: the next command's
-                # output, or the shell's prompt, would run on in its line. Binary bodies are
-                # written exactly as received.
-                output.write(b"\n")
-                output.flush()
+        with client, command_span(request, os.environ) as span:
+            response = _send_and_print(client, request, include=arguments.include)
+            if span is not None:
+                record_response(span, response.status_code)
     except httpx.TransportError as error:
         _fail(f"{method} {url}: {type(error).__name__}: {error}", EXIT_NO_RESPONSE)
+    except TracingConfigurationError as error:
+        _fail(str(error))
     if response.is_error:
         _fail(f"{method} {url}: {response.status_code} {response.reason_phrase}", EXIT_HTTP_ERROR)
+
+
+def _send_and_print(client: httpx.Client, request: httpx.Request, *, include: bool) -> httpx.Response:
+    """Send ``request`` and copy the response to standard output as it arrives."""
+    output = sys.stdout.buffer
+    response = client.send(request, stream=True)
+    try:
+        if include:
+            output.write(f"HTTP/1.1 {response.status_code} {response.reason_phrase}\r\n".encode())
+            for name, value in response.headers.multi_items():
+                output.write(f"{name}: {value}\r\n".encode())
+            output.write(b"\r\n")
+        last_chunk = b""
+        for chunk in response.iter_bytes():
+            output.write(chunk)
+            output.flush()
+            last_chunk = chunk or last_chunk
+        if _is_text(response) and last_chunk and not last_chunk.endswith(b"\n"):
+            # A JSON body (a problem, say) ends without a newline: the next command's
+            # output, or the shell's prompt, would run on in its line. Binary bodies are
+            # written exactly as received.
+            output.write(b"\n")
+            output.flush()
+    finally:
+        response.close()
+    return response

@@ -3,7 +3,9 @@
 The TLS set-up is an ``ssl.SSLContext`` built here: httpx's ``verify="ca.pem"`` together
 with ``cert=`` silently sends no client certificate (httpx PR #3718). Hostname
 verification stays on. An idempotent request that fails because the server closed a
-kept-alive connection (what a reload does) is sent once more, on a new connection.
+kept-alive connection (what a reload does) is sent once more, on a new connection. Sent
+while a traced request is served, a request gets a client span of its own and carries its
+W3C trace context, so the service it calls continues the trace.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
+
+from gateway.tracing.context import current_trace
+from gateway.tracing.outgoing import client_span, record_response
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -51,6 +56,15 @@ class _RetryDroppedIdempotent(httpx.AsyncBaseTransport):
         self._transport = transport
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        trace = current_trace()
+        if trace is None:
+            return await self._send(request)
+        with client_span(trace.tracer, request) as span:
+            response = await self._send(request)
+            record_response(span, response.status_code)
+            return response
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
         try:
             return await self._transport.handle_async_request(request)
         except _DROPPED_CONNECTION:
@@ -67,6 +81,15 @@ class _RetryDroppedIdempotentSync(httpx.BaseTransport):
         self._transport = transport
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        trace = current_trace()
+        if trace is None:
+            return self._send(request)
+        with client_span(trace.tracer, request) as span:
+            response = self._send(request)
+            record_response(span, response.status_code)
+            return response
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
         try:
             return self._transport.handle_request(request)
         except _DROPPED_CONNECTION:

@@ -12,6 +12,10 @@ traffic straight to the version's ``Mount``, with the scope the router would hav
 Starlette's root error layers and route regexes would cost about 8% of a version
 request, and a version app has error layers of its own. Everything else goes through the
 root's Starlette stack. Measured: docs/benchmarks.md.
+
+With tracing on, the edge also opens the request's one server span, before the app runs,
+and names it by the route the app matched (``gateway.tracing.server``); with it off, that
+costs a request one check.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
     from gateway.lifecycle import VersionPolicy
     from gateway.metrics import GatewayMetrics
     from gateway.tls.forwarded import ForwardedClientCertificates
+    from gateway.tracing.server import ServerSpan, ServerTracing
     from gateway.usage.callers import CallerAttribution
     from gateway.usage.recorder import UsageRecorder
     from gateway.version_choice import VersionChoice
@@ -66,6 +71,7 @@ class _Exchange:
         "caller",
         "caller_header",
         "content_length",
+        "error",
         "extra_headers",
         "forwarded_client_cert",
         "has_body",
@@ -79,6 +85,7 @@ class _Exchange:
         "send",
         "started",
         "status",
+        "trace",
     )
 
     def __init__(self, scope: Scope, send: Send) -> None:
@@ -97,6 +104,8 @@ class _Exchange:
         self.policy: VersionPolicy | None = None
         self.caller: str | None = None
         self.route_path = self.prefix = ""
+        self.trace: ServerSpan | None = None
+        self.error: BaseException | None = None
 
     async def send_with_headers(self, message: Message) -> None:
         """The app's ``send``: the edge's headers added, the status and progress noted."""
@@ -126,6 +135,7 @@ class GatewayEdge:
         forwarded_certificates: ForwardedClientCertificates,
         callers: CallerAttribution,
         usage: UsageRecorder | None = None,
+        tracing: ServerTracing | None = None,
         router: Router | None = None,
     ) -> None:
         self.app = app
@@ -149,6 +159,7 @@ class GatewayEdge:
         self.forwarded_certificates = forwarded_certificates
         self.callers = callers
         self.usage = usage
+        self.tracing = tracing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -161,6 +172,8 @@ class GatewayEdge:
             self.metrics.requests_in_flight += 1
         try:
             self._read_headers(exchange)
+            if self.tracing is not None:
+                exchange.trace = self.tracing.begin(scope, exchange.request_id)
             # The steps that decide are plain functions: one coroutine per request, the app's.
             refusal = (
                 self._choose_version(exchange)
@@ -302,6 +315,7 @@ class GatewayEdge:
     async def _answer_failure(self, exchange: _Exchange, error: BaseException) -> None:
         """What escaped the app: answered when the response has not started, else re-raised."""
         scope = exchange.scope
+        exchange.error = error
         if isinstance(error, RequestBodyTooLarge):
             # Only an app that does not render HTTPExceptions lets this one through.
             if exchange.response_started:
@@ -345,6 +359,9 @@ class GatewayEdge:
             self.metrics.observe(version, route, scope["method"], exchange.status, seconds)
         if version is not None and self.usage is not None:
             self.usage.record(version, exchange.caller or self._caller(exchange), route, exchange.status)
+        trace = exchange.trace
+        if trace is not None:
+            trace.finish(scope, status=exchange.status, route=route, version=version, error=exchange.error)
         if self.access_log:
             log_access(
                 scope,
@@ -353,6 +370,7 @@ class GatewayEdge:
                 request_id=exchange.request_id,
                 version=version,
                 route=route,
+                trace=trace,
             )
 
     def _caller(self, exchange: _Exchange) -> str:

@@ -1,6 +1,7 @@
 """JSON logging for the gateway, Uvicorn and Gunicorn: one line per event, one format.
 
-Every line written while a request is served carries that request's id. Each line is
+Every line written while a request is served carries that request's id, and with tracing
+on its trace and span ids (``trace_id``, ``span_id``: the request's server span). Each line is
 ``{"time", "level", "logger", "message", ...}`` followed by the record's own fields (the
 access line's ``method``, ``status``...), then ``exc_info`` or ``stack_info`` if any.
 
@@ -19,6 +20,7 @@ import time
 from typing import Any, TextIO
 
 from gateway.request_context import current_request_id
+from gateway.tracing.context import current_trace
 
 # What every LogRecord has; anything else on a record is a field of the line.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -67,6 +69,9 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = current_request_id()
+        trace = current_trace()
+        if trace is not None and not hasattr(record, "trace_id"):
+            record.trace_id, record.span_id = trace.trace_id, trace.span_id
         return True
 
 

@@ -15,6 +15,7 @@ from uvicorn.importer import import_from_string
 from gateway.discovery import version_links
 from gateway.docs import install_offline_docs
 from gateway.errors import install_error_handlers
+from gateway.extensions import extension_of, section_of
 from gateway.health import ReadinessCheck, readiness_checks_of
 from gateway.openapi import document_problem_responses
 from gateway.routing import AnswerHeadWithGet, allowed_methods, redirect_slashes_relatively, server_root_path
@@ -89,10 +90,13 @@ class MountedApp:
 def build_mounted_app(
     factory_path: str, settings: Settings, resources: SharedResources | None = None
 ) -> FastAPI:
-    """Call the factory at ``factory_path`` ('package.module:function') and prepare its app,
-    which shares ``resources`` with the other apps of the gateway."""
+    """Call the factory at ``factory_path`` ('package.module:function') with its settings
+    section, if its extension declares one, and prepare its app, which shares ``resources``
+    with the other apps of the gateway."""
     factory = import_from_string(factory_path)
-    app = factory(settings)
+    extension = extension_of(factory_path)
+    section = section_of(extension, settings) if extension is not None else None
+    app = factory(section) if section is not None else factory()
     if not isinstance(app, FastAPI):
         raise TypeError(f"{factory_path} returned {type(app).__name__}, not a FastAPI app")
     if app.root_path:

@@ -10,12 +10,13 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, Self, get_origin
+from typing import Annotated, Any, Final, Literal, Self, TypeVar, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -24,15 +25,12 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
-from sqlalchemy.engine import make_url
 
-from gateway.database_url import catalog_database_url
 from gateway.tls.allow_list import check_allow_list
 from gateway.tls.certificates import SPIFFE_ID
 from gateway.versions import VersionEntry, check_factory, check_registry, default_registry
 
 ENV_PREFIX = "GATEWAY_"
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/catalog.sqlite3"
 INTERNAL_FACTORY = "services.internal:create_app"
 GATEWAY_WORKER: Final = "gateway.serving.worker.GatewayWorker"
 # Gunicorn 27's native ASGI worker: plain HTTP only, see the README.
@@ -73,14 +71,38 @@ def _check_spiffe_ids(identities: list[str]) -> list[str]:
     return identities
 
 
+# The sources every settings class reads, the gateway's and each app's section alike.
+_SOURCES = SettingsConfigDict(
+    env_prefix=ENV_PREFIX,
+    env_file=".env",
+    env_file_encoding="utf-8",
+    secrets_dir=None,
+    extra="forbid",
+    # The sections share .env: a key of another's is not one's own to refuse
+    # (``extensions.with_app_settings`` refuses a key that none reads).
+    dotenv_filtering="only_existing",
+    validate_default=True,
+)
+
+
+class AppSettings(BaseSettings):
+    """A mounted app's own settings section (``AppExtension.settings``): read by the gateway
+    from its own sources (``GATEWAY_*`` variables, ``.env``, the secrets directory), once,
+    beside the gateway's settings, and handed to the app's factory and extension."""
+
+    model_config = _SOURCES
+
+    def redacted(self) -> dict[str, object]:
+        """The values for ``gateway config``; a section with secrets in plain fields hides them."""
+        return self.model_dump(mode="json")
+
+
+SectionT = TypeVar("SectionT", bound=AppSettings)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_file=".env",
-        env_file_encoding="utf-8",
-        secrets_dir=None,
-        extra="forbid",
-        validate_default=True,
+        **_SOURCES,
         # JSON settings are decoded by ``_decode_json``: pydantic-settings' own decoding fails
         # with a SettingsError that names the field, not the variable, and stops validation.
         enable_decoding=False,
@@ -107,57 +129,6 @@ class Settings(BaseSettings):
     )
     enforce_sunset: bool = Field(
         default=True, description="Answer 410 Gone for a version past its sunset date."
-    )
-    database_url: Annotated[str, AfterValidator(catalog_database_url)] = Field(
-        default=DEFAULT_DATABASE_URL,
-        description="SQLAlchemy URL of the catalog store: PostgreSQL (asyncpg) or SQLite (aiosqlite).",
-    )
-    database_busy_timeout: float = Field(
-        default=5.0, gt=0, le=60, description="Seconds a SQLite writer waits for the lock."
-    )
-    database_timeout: float = Field(
-        default=5.0,
-        gt=0,
-        le=300,
-        description="Seconds a catalog database call may take (connecting, statements); then 503 with Retry-After.",
-    )
-    database_pool_size: int = Field(
-        default=5, ge=1, description="PostgreSQL connections each worker keeps open (its pool)."
-    )
-    database_max_overflow: int = Field(
-        default=5,
-        ge=0,
-        description="Extra PostgreSQL connections a worker may open under load, beyond its pool.",
-    )
-    database_replicas: int = Field(
-        default=1,
-        ge=1,
-        description=(
-            "Gateway replicas sharing the database, a rollout's surge pod included; only for the "
-            "connection budget (replicas x workers x (pool size + max overflow) + 1 <= max_connections)."
-        ),
-    )
-    database_migrate_on_start: bool | None = Field(
-        default=None,
-        description=(
-            "Run `gateway db upgrade` once in `gateway serve`'s arbiter, before workers fork. "
-            "Default: on for SQLite, off otherwise (a deploy step, e.g. a Kubernetes init container, runs it)."
-        ),
-    )
-
-    @property
-    def migrates_database_on_start(self) -> bool:
-        """Whether ``gateway serve`` migrates before its workers fork (see ``database_migrate_on_start``)."""
-        if self.database_migrate_on_start is not None:
-            return self.database_migrate_on_start
-        # The embedded default must just work on a fresh machine; a shared server is
-        # migrated once per deploy, not by each of its replicas' arbiters.
-        return make_url(self.database_url).get_backend_name() == "sqlite"
-
-    idempotency_key_ttl: float = Field(
-        default=24 * 60 * 60.0,
-        gt=0,
-        description="Seconds an Idempotency-Key of POST /v2/items is remembered (a retry replays the response).",
     )
     max_body_size: int = Field(
         default=1024 * 1024, ge=0, description="Largest request body in bytes (nginx's default: 1 MiB)."
@@ -334,6 +305,8 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(default=True, description="Write one JSON line per request.")
+    # The mounted apps' own sections, read from the same sources and handed on with these.
+    _app_settings: dict[type[AppSettings], AppSettings] = PrivateAttr(default_factory=dict)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -392,10 +365,23 @@ class Settings(BaseSettings):
             )
         return self
 
+    def with_app_settings(self, *sections: AppSettings) -> Self:
+        """These settings carrying the mounted apps' ``sections``, to be handed on together."""
+        bundle = self.model_copy()
+        bundle._app_settings = {type(section): section for section in sections}
+        return bundle
+
+    def app_settings(self, section: type[SectionT]) -> SectionT | None:
+        """The app settings of class ``section`` these settings carry, if any."""
+        found = self._app_settings.get(section)
+        return found if isinstance(found, section) else None
+
     def redacted(self) -> dict[str, object]:
-        """The effective settings with passwords and secrets hidden, for ``gateway config``."""
-        values = self.model_dump(mode="json")
-        values["database_url"] = make_url(self.database_url).render_as_string(hide_password=True)
+        """The effective settings with passwords and secrets hidden, for ``gateway config``:
+        the gateway's, then each app section's (their variables share one namespace)."""
+        values: dict[str, object] = self.model_dump(mode="json")
+        for section in self._app_settings.values():
+            values.update(section.redacted())
         return values
 
 
@@ -414,9 +400,21 @@ def load_settings(flags: Mapping[str, Any] | None = None) -> Settings:
     variable), the first that sets a value winning.
 
     Raises ``InvalidSettingsError``, one line per problem, for whatever an operator must fix."""
+    return _read(Settings, flags)
+
+
+def load_app_settings(section: type[SectionT], flags: Mapping[str, Any] | None = None) -> SectionT:
+    """An app's settings section, from the same sources and refused the same way."""
+    return _read(section, flags)
+
+
+_Read = TypeVar("_Read", bound=BaseSettings)
+
+
+def _read(kind: type[_Read], flags: Mapping[str, Any] | None) -> _Read:
     flags = flags or {}
     try:
-        return Settings(_secrets_dir=_secrets_directory(), **flags)
+        return kind(_secrets_dir=_secrets_directory(), **flags)
     except ValidationError as error:
         raise InvalidSettingsError(describe_validation_error(error, flags)) from None
     except (

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.serving.group_settings import GROUP_APP
 from tests.servers import LOOPBACK, port_in_use, run_gateway
 
 
@@ -168,7 +169,7 @@ def test_gunicorn_run_by_hand_names_an_invalid_variable_too(tmp_path: Path) -> N
             "gunicorn",
             "-c",
             "python:gateway.serving.gunicorn_conf",
-            "gateway.app:create_app()",
+            GROUP_APP,
         ],
         env=_environment(GATEWAY_VERSIONS=BROKEN_JSON),
         cwd=tmp_path,
@@ -178,3 +179,17 @@ def test_gunicorn_run_by_hand_names_an_invalid_variable_too(tmp_path: Path) -> N
         check=False,
     )
     _assert_refused(result, JSON_REFUSAL, cwd=tmp_path)
+
+
+def test_an_otlp_protocol_the_gateway_cannot_export_is_refused(tmp_path: Path) -> None:
+    variables = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+    }
+    result = _run("serve", env=_environment(**variables), cwd=tmp_path)
+    _assert_refused(
+        result,
+        "gateway: OTEL_EXPORTER_OTLP_PROTOCOL=grpc: the gateway exports traces over http/protobuf only; "
+        "set it to http/protobuf and point the endpoint at the collector's OTLP/HTTP port (4318)",
+        cwd=tmp_path,
+    )

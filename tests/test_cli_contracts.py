@@ -30,7 +30,7 @@ _TEAM_API = textwrap.dedent(
             currency: str = "EUR"
 
 
-    def create_app(settings):
+    def create_app():
         app = FastAPI(title="Orders")
 
         @app.get("/orders/{order_id}")

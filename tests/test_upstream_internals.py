@@ -135,11 +135,10 @@ _INTERNALS: list[tuple[str, str, str]] = [
     # uvicorn-worker: gateway/serving/worker.py (GatewayWorker).
     ("uvicorn_worker", "UvicornWorker._serve", "worker.py replaces it"),
     ("uvicorn_worker", "UvicornWorker._install_sigquit_handler", "worker.py replaces it (quick exit)"),
-    ("uvicorn_worker", "UvicornWorker.callback_notify", "worker.py's Config"),
+    ("uvicorn_worker", "UvicornWorker.CONFIG_KWARGS", "worker.py's Config options (the public seam)"),
     # Gunicorn.
     ("gunicorn.arbiter", "Arbiter.reload", "reload_guard.py wraps it (HUP refused on broken files)"),
     ("gunicorn.arbiter", "Arbiter.WORKER_BOOT_ERROR", "worker.py: the exit status of a failed boot"),
-    ("gunicorn.workers.base", "Worker.__init__", "worker.py calls it instead of UvicornWorker.__init__"),
     # FastAPI: gateway/openapi.py restores exact integer bounds from the route models.
     ("fastapi.openapi.utils", "get_fields_from_routes", "openapi.py: exact integer bounds"),
 ]

@@ -11,6 +11,12 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gateway.settings import load_settings
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
 
 CGROUP_V2_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
@@ -55,3 +61,9 @@ def default_worker_count(environment: dict[str, str] | None = None) -> int:
     if concurrency := environment.get("WEB_CONCURRENCY"):
         return max(1, int(concurrency))
     return usable_cpus()
+
+
+def configured_worker_count(settings: Settings | None = None) -> int:
+    """The workers ``gateway serve`` starts: ``GATEWAY_WORKERS``, else ``default_worker_count``."""
+    settings = settings if settings is not None else load_settings()
+    return settings.workers or default_worker_count()

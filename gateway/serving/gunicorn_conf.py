@@ -11,17 +11,23 @@ import sys
 import tempfile
 
 from gateway.logs import logging_config
-from gateway.serving.cpus import default_worker_count
+from gateway.serving.cpus import configured_worker_count
+from gateway.serving.group_settings import settings_for_configuration
 from gateway.serving.listen_address import host_and_port
-from gateway.settings import InvalidSettingsError, load_settings
+from gateway.settings import InvalidSettingsError
 from gateway.tls.context import TLSConfigurationError, server_context
+from gateway.tracing.configuration import TracingConfigurationError, tracing_configuration
 
 try:
-    _settings = load_settings()
+    # Read once per configuration (start, and each SIGHUP the reload guard let through) and
+    # handed to every worker: see group_settings.
+    _settings = settings_for_configuration()
     # Checked in the arbiter before any worker forks: a TLS set-up failure stops the start
     # with one line naming the setting, rather than a worker boot loop (or plain HTTP).
     server_context(_settings)
-except (InvalidSettingsError, TLSConfigurationError) as _error:
+    # The workers start tracing (after the fork); the arbiter only checks the OTEL_* variables.
+    tracing_configuration(os.environ)
+except (InvalidSettingsError, TLSConfigurationError, TracingConfigurationError) as _error:
     # `gateway serve` checked these already; this is `gunicorn -c gunicorn.conf.py` run by hand.
     for _line in str(_error).splitlines():
         print(f"gateway: {_line}", file=sys.stderr)
@@ -31,7 +37,7 @@ except (InvalidSettingsError, TLSConfigurationError) as _error:
 bind = [host_and_port(_settings.host, _settings.port)]
 # Worker processes: GATEWAY_WORKERS, else WEB_CONCURRENCY, else one per usable CPU
 # (the cgroup quota and affinity mask, not the host's core count).
-workers = _settings.workers or default_worker_count()
+workers = configured_worker_count(_settings)
 # The gateway's own Uvicorn worker (graceful timeout, limits, drain, quick exit).
 worker_class = _settings.worker_class
 # A worker silent this long is killed and replaced.

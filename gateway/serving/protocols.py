@@ -1,30 +1,33 @@
 """The protocol classes Uvicorn serves with, configured from settings.
 
 Uvicorn instantiates protocols from a class alone, so the gateway's limits and the
-server's TLS facts travel as class attributes of a subclass made here. ``gateway serve``
-(the Gunicorn worker) builds them directly. ``gateway dev`` names ``http_protocol``,
-``websocket_protocol`` and ``dev_ssl_context`` by import path instead: Uvicorn's reloader
+server's TLS facts travel as class attributes of a subclass made here. One builder,
+``serving_protocols``, makes them for both servers: ``gateway serve`` (the Gunicorn worker)
+calls it directly; ``gateway dev`` names ``create_dev_app``, ``http_protocol``,
+``websocket_protocol`` and ``dev_ssl_context`` by import path instead (Uvicorn's reloader
 pickles its configuration into a fresh server process, where a class made at run time
-could not be found; each builds what it needs there once, from the settings.
+could not be found), and they call it there once.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from gateway.extensions import load_group_settings
 from gateway.serving.h11_protocol import GatewayH11Protocol
 from gateway.serving.limits import HttpLimits
 from gateway.serving.protocol import GatewayHttpProtocol
 from gateway.serving.served_tls import ServedTLS, load_served_tls
 from gateway.serving.websocket import websocket_protocol_class
-from gateway.settings import load_settings
 
 if TYPE_CHECKING:
     import asyncio
     import ssl
     from collections.abc import Callable
 
+    from starlette.applications import Starlette
     from uvicorn.config import Config
 
     from gateway.settings import Settings
@@ -59,45 +62,69 @@ def http_protocol_class(settings: Settings, tls: ServerTLS | None) -> type[Gatew
     return configured
 
 
-# ``gateway dev``: Uvicorn terminates TLS itself there, with the context ``gateway serve``
-# builds (its ``ssl_context_factory``), and the protocols describe that same context.
-# Cached per process: the reloader starts a new server process on every code change.
+@dataclass(frozen=True)
+class ServingProtocols:
+    """What Uvicorn serves with, built the same way for ``gateway serve`` and ``gateway dev``."""
+
+    http: type[GatewayProtocol]
+    # None when neither websockets nor wsproto is installed.
+    websocket: type[asyncio.Protocol] | None
+    tls: ServedTLS | None
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        return self.tls.context if self.tls is not None else None
+
+
+def serving_protocols(settings: Settings, tls: ServedTLS | None) -> ServingProtocols:
+    """The protocols of ``settings``, describing the TLS ``tls`` serves (None: plain HTTP)."""
+    facts = tls.facts if tls is not None else None
+    return ServingProtocols(
+        http=http_protocol_class(settings, facts), websocket=websocket_protocol_class(facts), tls=tls
+    )
+
+
+# ``gateway dev``: Uvicorn's reloader starts a fresh server process on every code change and
+# hands it its options by import string. That process reads the settings once
+# (``dev_settings``), and builds its app, its protocols and its TLS context from them; Uvicorn
+# terminates TLS itself there, with the context ``gateway serve`` builds.
 
 
 @cache
-def _dev_served_tls() -> ServedTLS | None:
-    return load_served_tls(load_settings())
+def dev_settings() -> Settings:
+    return load_group_settings()
 
 
 @cache
-def _dev_http_protocol_class() -> type[GatewayProtocol]:
-    served = _dev_served_tls()
-    return http_protocol_class(load_settings(), served.facts if served is not None else None)
+def _dev_protocols() -> ServingProtocols:
+    settings = dev_settings()
+    return serving_protocols(settings, load_served_tls(settings))
 
 
-@cache
-def _dev_websocket_protocol_class() -> type[asyncio.Protocol] | None:
-    served = _dev_served_tls()
-    return websocket_protocol_class(served.facts if served is not None else None)
+def create_dev_app() -> Starlette:
+    """For ``gateway dev``: Uvicorn's app factory, over the server process's one read."""
+    from gateway.app import create_app
+
+    return create_app(dev_settings())
 
 
 def dev_ssl_context(config: Config, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
     """For ``gateway dev``: Uvicorn's ``ssl_context_factory``, the context of ``gateway serve``
     (minimum version, ciphers, client certificates, CRL)."""
-    served = _dev_served_tls()
-    if served is None:
+    context = _dev_protocols().ssl_context
+    if context is None:
         raise RuntimeError("gateway dev asked for a TLS context while GATEWAY_TLS_MODE is off")
-    return served.context
+    return context
 
 
 def http_protocol(**kwargs: Any) -> asyncio.Protocol:
     """For ``gateway dev``: Uvicorn's ``http`` option, by import string."""
-    return _dev_http_protocol_class()(**kwargs)
+    return _dev_protocols().http(**kwargs)
 
 
 def websocket_protocol(**kwargs: Any) -> asyncio.Protocol:
     """For ``gateway dev``: Uvicorn's ``ws`` option, by import string."""
-    protocol_class = _dev_websocket_protocol_class()
+    protocol_class = _dev_protocols().websocket
     if protocol_class is None:
         raise RuntimeError("no WebSocket library: install websockets or wsproto")
     return protocol_class(**kwargs)

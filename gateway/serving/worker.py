@@ -23,20 +23,17 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gunicorn.arbiter import Arbiter
-from gunicorn.errors import HaltServer
-from gunicorn.workers.base import Worker
 from uvicorn.config import Config
 from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
 from gateway.health import begin_draining
 from gateway.metrics import MULTIPROCESS_DIRECTORY_VARIABLE, ConnectionGauges
+from gateway.serving.group_settings import group_settings
 from gateway.serving.heap_trim import HEAP_TRIM_INTERVAL_SECONDS, heap_trimmer
-from gateway.serving.protocols import http_protocol_class
+from gateway.serving.protocols import serving_protocols
 from gateway.serving.served_tls import ServedTLS, load_or_keep
 from gateway.serving.tls_listener import TLSListener
-from gateway.serving.websocket import websocket_protocol_class
-from gateway.settings import InvalidSettingsError, load_settings
 
 if TYPE_CHECKING:
     import ssl
@@ -53,8 +50,6 @@ SHUTDOWN_MARGIN_SECONDS = 1.0
 QUICK_EXIT_GRACE_SECONDS = 0.2
 # Uvicorn's main loop calls on_tick every 0.1 s.
 _HEAP_TRIM_TICKS = round(HEAP_TRIM_INTERVAL_SECONDS / 0.1)
-# The module of the gateway's app factory, as `gateway serve` and the Dockerfile name it.
-_GATEWAY_APP_MODULE = "gateway.app:"
 logger = logging.getLogger("gateway.serving")
 # Open connections are published for /metrics once a second.
 _CONNECTION_PUBLISH_TICKS = 10
@@ -167,70 +162,36 @@ class DrainingServer(Server):
             self._captured_signals.clear()
 
 
-def load_or_keep_settings(loaded_before: Settings | None) -> Settings:
-    """The settings as they load now or, when they do not (an edited ``.env`` or secrets
-    file), those loaded before: this runs in the arbiter, where an exception stops the group."""
-    try:
-        return load_settings()
-    except InvalidSettingsError as error:
-        if loaded_before is None:
-            raise HaltServer(f"gateway: {error}", exit_status=2) from None
-        logger.error("%s; the new worker keeps the settings loaded before until they load again", error)
-        return loaded_before
-
-
 class GatewayWorker(UvicornWorker):
-    # The TLS and settings the arbiter loaded last (this constructor runs in the arbiter): a
-    # worker built while they do not load serves them, rather than crash the arbiter.
+    # The TLS the arbiter loaded last (this constructor runs in the arbiter): a worker built
+    # while the files do not load serves it, rather than crash the arbiter.
     tls_loaded_before: ClassVar[ServedTLS | None] = None
-    settings_loaded_before: ClassVar[Settings | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # UvicornWorker.__init__ is skipped on purpose: it points Uvicorn's loggers at
-        # Gunicorn's handlers, bypassing the JSON logging configured by logconfig_dict.
-        Worker.__init__(self, *args, **kwargs)
-        self.settings = load_or_keep_settings(GatewayWorker.settings_loaded_before)
-        GatewayWorker.settings_loaded_before = self.settings
+        # The group's settings, read by the arbiter: a worker never reads them itself.
+        self.settings = group_settings()
         # Built here, by the worker: the stock worker ignores Gunicorn's ssl_context hook.
         served_tls = load_or_keep(self.settings, GatewayWorker.tls_loaded_before)
         GatewayWorker.tls_loaded_before = served_tls
-        self.ssl_context = served_tls.context if served_tls is not None else None
-        tls = served_tls.facts if served_tls is not None else None
-        self.http_protocol_class = http_protocol_class(self.settings, tls)
-        config_kwargs: dict[str, Any] = {
-            "app": None,
-            "log_config": None,
+        protocols = serving_protocols(self.settings, served_tls)
+        self.ssl_context = protocols.ssl_context
+        self.http_protocol_class = protocols.http
+        # uvicorn-worker's seam: its Config takes these over what it derives from Gunicorn's
+        # settings (keep-alive, notify, max requests, forwarded IPs, backlog).
+        self.CONFIG_KWARGS = {
             "access_log": False,  # The gateway writes its own structured access line.
             # With TLS too: Uvicorn's own TLS (config.ssl) stays off, and DrainingServer
             # runs the handshakes (on uvloop's TLS transport, see tls_handshake).
-            "http": self.http_protocol_class,
-            "ws": websocket_protocol_class(tls),
+            "http": protocols.http,
+            "ws": protocols.websocket,
             "loop": "auto",
             "root_path": self.settings.root_path,
-            "timeout_keep_alive": self.cfg.keepalive,
-            "timeout_notify": self.timeout,
             "timeout_graceful_shutdown": uvicorn_graceful_timeout(self.settings),
-            "callback_notify": self.callback_notify,
-            "limit_max_requests": self.max_requests,
-            "forwarded_allow_ips": self.cfg.forwarded_allow_ips,
         }
-        if self.cfg.settings["backlog"].value:
-            config_kwargs["backlog"] = self.cfg.settings["backlog"].value
-        self.config = Config(**config_kwargs)
+        # It also points Uvicorn's loggers at Gunicorn's error log, whose handler is the
+        # gateway's JSON one (logconfig_dict), so their lines keep the gateway's format.
+        super().__init__(*args, **kwargs)
         self.server: DrainingServer | None = None
-
-    def load_wsgi(self) -> None:
-        try:
-            super().load_wsgi()
-        except InvalidSettingsError as error:
-            # The app factory reads the settings again, and they stopped loading after this
-            # worker was built: the gateway's app gets the worker's; another app cannot start.
-            if not str(self.app.app_uri).startswith(_GATEWAY_APP_MODULE):
-                logger.error("the app cannot start: %s", error)
-                sys.exit(Arbiter.WORKER_BOOT_ERROR)
-            from gateway.app import create_app
-
-            self.wsgi = create_app(self.settings)
 
     def _connection_gauges(self) -> ConnectionGauges | None:
         # In the worker process: multiprocess values are files named by the process that writes.

@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from sqlalchemy.engine import make_url
 
-from gateway.api import AppExtension, default_worker_count
+from gateway.api import AppExtension, configured_worker_count
+from services.catalog.settings import CatalogSettings
 
 if TYPE_CHECKING:
-    from gateway.api import Commands, Settings, SettingsLoader
+    from gateway.api import Commands, SettingsLoader
     from services.catalog.connections import ConnectionBudget
     from services.catalog.schema import SchemaStatus
 
@@ -44,7 +45,9 @@ _THREAD_SETTLE_PAUSE = 0.01
 logger = logging.getLogger("gateway.database")
 
 
-def add_db_commands(commands: Commands[argparse.ArgumentParser], load_settings: SettingsLoader) -> None:
+def add_db_commands(
+    commands: Commands[argparse.ArgumentParser], load_settings: SettingsLoader[CatalogSettings]
+) -> None:
     """Register ``gateway db upgrade|current|check|revision``."""
     database = commands.add_parser("db", help="the catalog database: migrations and readiness for this code")
     database.set_defaults(load_settings=load_settings)
@@ -67,7 +70,7 @@ def add_db_commands(commands: Commands[argparse.ArgumentParser], load_settings: 
     )
     check.add_argument(
         "--workers",
-        type=int,
+        type=_worker_count,
         default=None,
         help="worker processes per replica (default: GATEWAY_WORKERS, WEB_CONCURRENCY, or the usable CPUs)",
     )
@@ -82,7 +85,14 @@ def add_db_commands(commands: Commands[argparse.ArgumentParser], load_settings: 
     revision.set_defaults(run=_revision)
 
 
-def prepare_database(settings: Settings, *, workers: int) -> None:
+def _worker_count(text: str) -> int:
+    count = int(text) if text.strip().isdigit() else 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a worker count is a whole number of at least 1")
+    return count
+
+
+def prepare_database(settings: CatalogSettings, *, workers: int) -> None:
     """What a process group does once before its workers start: migrate when the settings say
     so, then warn about a schema behind the code or a connection budget over the server's limit.
 
@@ -185,8 +195,8 @@ def _current(arguments: argparse.Namespace) -> None:
 
 @_reporting_errors
 def _check(arguments: argparse.Namespace) -> None:
-    settings = _settings(arguments, {"workers": arguments.workers} if arguments.workers is not None else None)
-    workers = settings.workers or default_worker_count()
+    settings = _settings(arguments)
+    workers = arguments.workers or configured_worker_count()
     status, budget = _run_to_completion(_inspect(settings, workers, settings.database_timeout))
     print(f"database:    {_shown(settings.database_url)}")
     print(f"schema:      {status.describe()}")
@@ -214,7 +224,7 @@ def _revision(arguments: argparse.Namespace) -> None:
 
 
 async def _inspect(
-    settings: Settings, workers: int, statement_timeout: float
+    settings: CatalogSettings, workers: int, statement_timeout: float
 ) -> tuple[SchemaStatus, ConnectionBudget | None]:
     """The schema's status and, on PostgreSQL, the connection budget with the server's limit."""
     from services.catalog.connections import ConnectionBudget, server_connection_limit
@@ -258,13 +268,14 @@ def _shown(database_url: str) -> str:
     return make_url(database_url).render_as_string(hide_password=True)
 
 
-def _settings(arguments: argparse.Namespace, flags: dict[str, Any] | None = None) -> Settings:
-    settings: Settings = arguments.load_settings(flags)
+def _settings(arguments: argparse.Namespace) -> CatalogSettings:
+    settings: CatalogSettings = arguments.load_settings(None)
     return settings
 
 
 CATALOG_EXTENSION = AppExtension(
     name="catalog",
+    settings=CatalogSettings,
     prepare=lambda settings, workers: prepare_database(settings, workers=workers),
     add_commands=add_db_commands,
 )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sqlalchemy.engine import make_url
 
+from gateway.api import StatementKind
 from services.catalog.engine import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ class CompiledStatement:
     parameter_names: tuple[str, ...]
     # Values the statement itself binds (a literal in a WHERE clause), by parameter name.
     constants: Mapping[str, Any]
+    # What its tracing span says of it (``gateway.api.statement_span``).
+    kind: StatementKind
 
     def arguments(self, parameters: Mapping[str, Any]) -> list[Any]:
         """The positional arguments for ``parameters``, by name."""
@@ -71,7 +74,8 @@ class StatementCompiler:
         compiled = statement.compile(dialect=self._dialect, column_keys=list(parameter_names))  # type: ignore[attr-defined]
         names = tuple(compiled.positiontup or ())
         constants = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
-        return CompiledStatement(compiled.string, names, constants)
+        kind = StatementKind.of(statement, self._dialect.name)
+        return CompiledStatement(compiled.string, names, constants, kind)
 
 
 class Session(Protocol):
@@ -113,8 +117,11 @@ class Database(Protocol):
         """A timestamp column's value as an aware UTC datetime."""
         ...
 
-    async def run(self, connection: Any, sql: str, arguments: Sequence[Any], mode: Mode) -> Any:
-        """Run one statement on ``connection``: the one place where the store meets the driver.
+    async def run(
+        self, connection: Any, statement: CompiledStatement, arguments: Sequence[Any], mode: Mode
+    ) -> Any:
+        """Run one statement on ``connection``, in its tracing span: the one place where the
+        store meets the driver.
 
         ``mode`` says what comes back: "fetch" the rows, "execute" how many rows changed,
         "execute_many" (``arguments`` a list of parameter lists) nothing.

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
-from services.catalog.database import ConstraintViolationError, Mode, StatementCompiler
+from gateway.api import statement_span
+from services.catalog.database import CompiledStatement, ConstraintViolationError, Mode, StatementCompiler
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping, Sequence
@@ -69,12 +70,12 @@ class PostgresqlDatabase:
         self._compiler = StatementCompiler(PGDialect_asyncpg())  # type: ignore[no-untyped-call]
 
     async def read(self, statement: Executable, parameters: Mapping[str, Any]) -> list[Sequence[Any]]:
-        sql, arguments = self.compile(statement, parameters)
+        compiled, arguments = self.compile(statement, parameters)
         async with self._slots:
             pool = self._pool or await self._open_pool()
             connection = await pool.acquire(timeout=self._timeout)
             try:
-                rows: list[Sequence[Any]] = await self.run(connection, sql, arguments, "fetch")
+                rows: list[Sequence[Any]] = await self.run(connection, compiled, arguments, "fetch")
             finally:
                 await pool.release(connection)
         return rows
@@ -86,22 +87,28 @@ class PostgresqlDatabase:
             async with pool.acquire(timeout=self._timeout) as connection, connection.transaction():
                 yield _Session(self, connection)
 
-    async def run(self, connection: Any, sql: str, arguments: Sequence[Any], mode: Mode) -> Any:
-        """Run one statement: the one place this store meets asyncpg."""
+    async def run(
+        self, connection: Any, statement: CompiledStatement, arguments: Sequence[Any], mode: Mode
+    ) -> Any:
+        """Run one statement, in its tracing span: the one place this store meets asyncpg."""
+        sql = statement.sql
         try:
-            if mode == "fetch":
-                return await connection.fetch(sql, *arguments)
-            if mode == "execute_many":
-                return await connection.executemany(sql, arguments)
-            status: str = await connection.execute(sql, *arguments)
+            with statement_span(statement.kind):
+                if mode == "fetch":
+                    return await connection.fetch(sql, *arguments)
+                if mode == "execute_many":
+                    return await connection.executemany(sql, arguments)
+                status: str = await connection.execute(sql, *arguments)
         except asyncpg.IntegrityConstraintViolationError as error:
             raise ConstraintViolationError(str(error)) from error
         # The command tag ends with the rows it changed: "UPDATE 1", "DELETE 0".
         return int(status.rpartition(" ")[2] or 0)
 
-    def compile(self, statement: Executable, parameters: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    def compile(
+        self, statement: Executable, parameters: Mapping[str, Any]
+    ) -> tuple[CompiledStatement, list[Any]]:
         compiled = self._compiler.compile(statement, tuple(parameters))
-        return compiled.sql, [_encoded(value) for value in compiled.arguments(parameters)]
+        return compiled, [_encoded(value) for value in compiled.arguments(parameters)]
 
     def datetime_of(self, value: Any) -> datetime:
         timestamp: datetime = value  # asyncpg gives timestamptz as an aware datetime in UTC.
@@ -130,19 +137,19 @@ class _Session:
         self._connection = connection
 
     async def fetch(self, statement: Executable, parameters: Mapping[str, Any]) -> list[Sequence[Any]]:
-        sql, arguments = self._database.compile(statement, parameters)
-        rows: list[Sequence[Any]] = await self._database.run(self._connection, sql, arguments, "fetch")
+        compiled, arguments = self._database.compile(statement, parameters)
+        rows: list[Sequence[Any]] = await self._database.run(self._connection, compiled, arguments, "fetch")
         return rows
 
     async def execute(self, statement: Executable, parameters: Mapping[str, Any]) -> int:
-        sql, arguments = self._database.compile(statement, parameters)
-        rowcount: int = await self._database.run(self._connection, sql, arguments, "execute")
+        compiled, arguments = self._database.compile(statement, parameters)
+        rowcount: int = await self._database.run(self._connection, compiled, arguments, "execute")
         return rowcount
 
     async def execute_many(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
-        sql, _ = self._database.compile(statement, rows[0])
+        compiled, _ = self._database.compile(statement, rows[0])
         arguments = [self._database.compile(statement, row)[1] for row in rows]
-        await self._database.run(self._connection, sql, arguments, "execute_many")
+        await self._database.run(self._connection, compiled, arguments, "execute_many")
 
 
 async def _end_transaction(connection: Any) -> None:

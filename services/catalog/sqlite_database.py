@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
-from gateway.api import use_write_ahead_log
-from services.catalog.database import ConstraintViolationError, Mode, StatementCompiler
+from gateway.api import statement_span, use_write_ahead_log
+from services.catalog.database import CompiledStatement, ConstraintViolationError, Mode, StatementCompiler
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -71,9 +71,9 @@ class SqliteDatabase:
         return self._reader is not None
 
     async def read(self, statement: Executable, parameters: Mapping[str, Any]) -> list[Sequence[Any]]:
-        sql, arguments = self.compile(statement, parameters)
+        compiled, arguments = self.compile(statement, parameters)
         rows: list[Sequence[Any]] = await self.run(
-            self._reader or await self._open_reader(), sql, arguments, "fetch"
+            self._reader or await self._open_reader(), compiled, arguments, "fetch"
         )
         # A read in the loop never suspends, so a loop of reads (an export) would starve
         # every other task: each read gives the loop one turn, as an await on a driver would.
@@ -91,20 +91,27 @@ class SqliteDatabase:
                 # Shielded: a cancelled call still rolls back before the next writer begins.
                 await asyncio.shield(self._in_thread(_roll_back, writer))
                 raise
-            await self.run(writer, "COMMIT", (), "execute")
+            await self._in_thread(writer.commit)
 
     async def run(
-        self, connection: sqlite3.Connection, sql: str, arguments: Sequence[Any], mode: Mode
+        self,
+        connection: sqlite3.Connection,
+        statement: CompiledStatement,
+        arguments: Sequence[Any],
+        mode: Mode,
     ) -> Any:
-        """Run one statement: the one place this store meets sqlite3."""
+        """Run one statement, in its tracing span: the one place this store meets sqlite3."""
         self._deadlines[connection] = time.monotonic() + self._timeout
-        if connection is self._reader:
-            return _execute(connection, sql, arguments, mode)
-        return await self._in_thread(_execute, connection, sql, arguments, mode)
+        with statement_span(statement.kind):
+            if connection is self._reader:
+                return _execute(connection, statement.sql, arguments, mode)
+            return await self._in_thread(_execute, connection, statement.sql, arguments, mode)
 
-    def compile(self, statement: Executable, parameters: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    def compile(
+        self, statement: Executable, parameters: Mapping[str, Any]
+    ) -> tuple[CompiledStatement, list[Any]]:
         compiled = self._compiler.compile(statement, tuple(parameters))
-        return compiled.sql, [_encoded(value) for value in compiled.arguments(parameters)]
+        return compiled, [_encoded(value) for value in compiled.arguments(parameters)]
 
     def datetime_of(self, value: Any) -> datetime:
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
@@ -175,13 +182,13 @@ class _Session:
 
     async def execute_many(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
         database = self._database
-        sql, _ = database.compile(statement, rows[0])
+        compiled, _ = database.compile(statement, rows[0])
         arguments = [database.compile(statement, row)[1] for row in rows]
-        await database.run(self._connection, sql, arguments, "execute_many")
+        await database.run(self._connection, compiled, arguments, "execute_many")
 
     async def _run(self, statement: Executable, parameters: Mapping[str, Any], mode: Mode) -> Any:
-        sql, arguments = self._database.compile(statement, parameters)
-        return await self._database.run(self._connection, sql, arguments, mode)
+        compiled, arguments = self._database.compile(statement, parameters)
+        return await self._database.run(self._connection, compiled, arguments, mode)
 
 
 def _execute(connection: sqlite3.Connection, sql: str, arguments: Sequence[Any], mode: Mode) -> Any:

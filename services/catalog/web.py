@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
     from starlette.applications import Starlette
 
-    from gateway.api import Settings
+    from services.catalog.settings import CatalogSettings
 
 STORE_STATE_KEY = "catalog_store"
 READINESS_CHECK_NAME = "catalog-store"
@@ -47,7 +47,7 @@ RETRY_AFTER_SECONDS = 5
 logger = logging.getLogger("services.catalog")
 
 
-def store_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+def store_lifespan(settings: CatalogSettings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """A lifespan that opens the store from ``settings`` on start-up and closes it on shutdown."""
 
     async def open_store() -> CatalogStore:
@@ -90,7 +90,7 @@ async def _own_store(open_store: Callable[[], Awaitable[CatalogStore]]) -> Async
 
 
 def create_catalog_app(
-    settings: Settings, router: APIRouter, *, title: str, version: str, description: str
+    settings: CatalogSettings, router: APIRouter, *, title: str, version: str, description: str
 ) -> FastAPI:
     """A version app of the catalog: its routes over the shared store, with the store's
     lifespan, readiness check and unavailability handling."""

@@ -15,9 +15,10 @@ from services.internal.routes import router
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from gateway.api import Settings
+    from services.catalog.settings import CatalogSettings
 
-# `gateway db` and the migration before the workers fork, shared by every app on the catalog.
+# The catalog's settings, `gateway db` and the migration before the workers fork, shared by
+# every app on the catalog.
 GATEWAY_EXTENSION = CATALOG_EXTENSION
 
 DESCRIPTION = """\
@@ -29,7 +30,7 @@ Items are in v2's format: prices are decimal strings with a currency.
 """
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: CatalogSettings) -> FastAPI:
     return create_catalog_app(
         settings, router, title="Items catalog, internal API", version="1.0.0", description=DESCRIPTION
     )

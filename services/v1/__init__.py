@@ -11,9 +11,10 @@ from services.v1.routes import router
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from gateway.api import Settings
+    from services.catalog.settings import CatalogSettings
 
-# `gateway db` and the migration before the workers fork, shared by every app on the catalog.
+# The catalog's settings, `gateway db` and the migration before the workers fork, shared by
+# every app on the catalog.
 GATEWAY_EXTENSION = CATALOG_EXTENSION
 
 DESCRIPTION = """\
@@ -23,7 +24,7 @@ items, so an item created here can be read through v2 and the other way round.
 """
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: CatalogSettings) -> FastAPI:
     return create_catalog_app(
         settings, router, title="Items catalog v1", version="1.0.0", description=DESCRIPTION
     )

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from gateway.app import create_app
 from gateway.settings import ENV_PREFIX, Settings
+from tests.conftest import catalog_of, gateway_settings, is_setting_variable
 from tests.deploy.files import (
     container_env,
     final_stage,
@@ -54,7 +55,7 @@ def settings_from(environment: dict[str, str]) -> Settings:
     values: dict[str, Any] = {
         name.removeprefix(ENV_PREFIX).lower(): value for name, value in environment.items()
     }
-    return Settings(_env_file=None, **values)
+    return gateway_settings(**values)
 
 
 def gateway_environment(environment: dict[str, str]) -> dict[str, str]:
@@ -79,7 +80,7 @@ def test_every_gateway_variable_set_is_a_valid_setting() -> None:
     ):
         for name in gateway_environment(environment):
             # A misspelt name would be ignored silently by the process, so refuse it here.
-            assert name.removeprefix(ENV_PREFIX).lower() in Settings.model_fields, name
+            assert is_setting_variable(name), name
     # Building them validates the values, as the gateway does at start-up.
     image_settings()
     deployment_settings()
@@ -102,7 +103,7 @@ def test_one_port_everywhere() -> None:
 
 def test_the_probes_ask_for_routes_the_gateway_serves(tmp_path: Path) -> None:
     # Only the routing table is read: the lifespan (and so the store) never starts.
-    app = create_app(Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/c.sqlite3"))
+    app = create_app(gateway_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/c.sqlite3"))
     served = {route.path for route in app.routes if isinstance(route, Route)}
     container = gateway_container(manifest_of_kind("Deployment"))
     probe_paths = {probe: container[probe]["httpGet"]["path"] for probe in PROBES}
@@ -161,7 +162,10 @@ def test_every_path_the_gateway_writes_is_a_volume() -> None:
     }
     writable = [
         # SQLite writes its database and WAL files next to each other.
-        *(_sqlite_directory(settings.database_url) for settings in (image_settings(), deployment_settings())),
+        *(
+            _sqlite_directory(catalog_of(settings).database_url)
+            for settings in (image_settings(), deployment_settings())
+        ),
         # Gunicorn's heartbeats and control socket, metrics files, spooled request bodies.
         CONTAINER_TMP,
         PurePosixPath(final_stage().env().get("XDG_RUNTIME_DIR", str(CONTAINER_TMP))),

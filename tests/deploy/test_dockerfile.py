@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from gateway.serving.group_settings import GROUP_APP
 from tests.deploy.files import (
     DOCKERFILE,
     DOCKERIGNORE,
@@ -100,7 +101,7 @@ def test_gunicorn_starts_in_exec_form_with_its_config_and_the_app_factory() -> N
     assert command is not None, "CMD must be exec form (a JSON array)"
     assert PurePosixPath(command[0]).name == "gunicorn"
     assert _config_file(command[1:]) == "gunicorn.conf.py"
-    assert command[-1] == "gateway.app:create_app()"
+    assert command[-1] == GROUP_APP
     copied = [PurePosixPath(source).name for copy in stage.all("COPY") for source in copy.operands()[:-1]]
     assert "gunicorn.conf.py" in copied
 

@@ -20,8 +20,9 @@ import pytest
 from starlette.routing import Route
 
 from gateway.app import create_app
-from gateway.settings import ENV_PREFIX, SECRETS_DIR_VARIABLE, Settings
+from gateway.settings import SECRETS_DIR_VARIABLE, Settings
 from services.catalog.connections import ConnectionBudget
+from tests.conftest import catalog_of, gateway_settings, is_setting_variable
 from tests.deploy.files import (
     OVERLAYS,
     OVERLAYS_DIR,
@@ -225,7 +226,7 @@ def test_replicas_autoscaler_budget_and_spread_fit_together(overlay: str) -> Non
 def test_the_pools_at_the_autoscalers_maximum_fit_postgresqls_max_connections(overlay: str) -> None:
     deployment = _deployment(overlay)
     autoscaler = object_of_kind(rendered_overlay(overlay), "HorizontalPodAutoscaler")
-    settings = _settings(overlay)
+    settings = catalog_of(_settings(overlay))
     surge = deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
     assert isinstance(surge, int), "a percentage surge would make the budget depend on the replica count"
     budget = ConnectionBudget(
@@ -246,7 +247,7 @@ def test_migrations_run_once_per_rollout_before_the_gateway_serves(overlay: str)
     pod = deployment["spec"]["template"]["spec"]
     [migrate] = pod["initContainers"]
     assert migrate["command"] == ["gateway", "db", "upgrade"]
-    assert _settings(overlay).migrates_database_on_start is False
+    assert catalog_of(_settings(overlay)).migrates_database_on_start is False
     # Old pods keep serving while the first new one migrates: the rollout never goes below its replicas.
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
@@ -258,15 +259,13 @@ def test_migrations_run_once_per_rollout_before_the_gateway_serves(overlay: str)
 def test_every_gateway_variable_is_a_valid_setting(overlay: str) -> None:
     for container in pod_containers(_deployment(overlay)):
         for name in gateway_environment({item["name"]: "" for item in container.get("env", [])}):
-            # GATEWAY_SECRETS_DIR names where the settings are read from; it is none itself.
-            is_setting = name.removeprefix(ENV_PREFIX).lower() in Settings.model_fields
-            assert is_setting or name == SECRETS_DIR_VARIABLE, name
+            assert is_setting_variable(name), name
     _settings(overlay)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_probes_ask_for_served_routes_over_the_gateways_scheme(overlay: str, tmp_path: Path) -> None:
-    app = create_app(Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/c.sqlite3"))
+    app = create_app(gateway_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/c.sqlite3"))
     served = {route.path for route in app.routes if isinstance(route, Route)}
     gateway = container_named(_deployment(overlay), "gateway")
     scheme = "HTTP" if _settings(overlay).tls_mode == "off" else "HTTPS"

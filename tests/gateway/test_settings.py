@@ -1,6 +1,5 @@
-"""The settings: the catalog database's (migrate-on-start follows the store, pools are sized
-sensibly, only the drivers the catalog runs on), JSON settings, the worker and the public URL,
-each mistake named by its variable."""
+"""The gateway's settings: JSON settings, the worker and the public URL, each mistake named
+by its variable; a .env key that no setting reads is refused."""
 
 from __future__ import annotations
 
@@ -11,46 +10,6 @@ import pytest
 from pydantic import ValidationError
 
 from gateway.settings import Settings, describe_validation_error
-
-SQLITE_URL = "sqlite+aiosqlite:///var/catalog.sqlite3"
-POSTGRESQL_URL = "postgresql+asyncpg://gateway@db/catalog"
-
-
-@pytest.mark.parametrize(
-    ("database_url", "setting", "migrates"),
-    [
-        # A fresh checkout's `gateway serve` must just work on the embedded store.
-        (SQLITE_URL, None, True),
-        # A shared server is migrated once per deploy, not by every replica's arbiter.
-        (POSTGRESQL_URL, None, False),
-        (SQLITE_URL, False, False),
-        (POSTGRESQL_URL, True, True),
-    ],
-)
-def test_migrating_on_start_defaults_to_the_embedded_store_only(
-    database_url: str, setting: bool | None, migrates: bool
-) -> None:
-    settings = Settings(_env_file=None, database_url=database_url, database_migrate_on_start=setting)
-    assert settings.migrates_database_on_start is migrates
-
-
-def test_the_pool_defaults_leave_room_on_a_default_postgresql() -> None:
-    settings = Settings(_env_file=None)
-    # Three replicas and a rollout's surge pod, two workers each, on max_connections = 100
-    # (3 reserved for superusers), with the migration step's connection.
-    per_worker = settings.database_pool_size + settings.database_max_overflow
-    assert 4 * 2 * per_worker + 1 <= 100 - 3
-    assert settings.database_replicas == 1
-
-
-@pytest.mark.parametrize(
-    ("field", "value"),
-    [("database_pool_size", 0), ("database_max_overflow", -1), ("database_replicas", 0)],
-)
-def test_impossible_pool_settings_are_refused(field: str, value: int) -> None:
-    values: dict[str, Any] = {field: value}
-    with pytest.raises(ValidationError, match=field):
-        Settings(_env_file=None, **values)
 
 
 @pytest.mark.parametrize(
@@ -119,32 +78,6 @@ def test_invalid_json_is_named_by_its_variable_with_an_example(
         f"{variable}: not valid JSON (Expecting ',' delimiter: line 1 column 6); it takes a JSON {kind} such as "
     ), message
     assert len(message.splitlines()) == 1
-
-
-@pytest.mark.parametrize(
-    ("given", "used"),
-    [
-        ("postgresql://app:p%40ss@db:5432/catalog", "postgresql+asyncpg://app:p%40ss@db:5432/catalog"),
-        ("postgres://app@db/catalog?search_path=c", "postgresql+asyncpg://app@db/catalog?search_path=c"),
-        ("sqlite:///var/catalog.sqlite3", "sqlite+aiosqlite:///var/catalog.sqlite3"),
-        (POSTGRESQL_URL, POSTGRESQL_URL),
-        (SQLITE_URL, SQLITE_URL),
-    ],
-)
-def test_a_plain_database_scheme_gets_the_catalogs_driver(given: str, used: str) -> None:
-    assert Settings(_env_file=None, database_url=given).database_url == used
-
-
-@pytest.mark.parametrize(
-    "database_url",
-    ["mysql://app@db/catalog", "postgresql+psycopg://app@db/catalog", "sqlite+pysqlite:///catalog.sqlite3"],
-)
-def test_a_driver_the_catalog_does_not_run_on_is_refused_with_the_accepted_forms(database_url: str) -> None:
-    message = _refusal(_env_file=None, database_url=database_url)
-    scheme = database_url.split("://")[0]
-    assert message.startswith(f"GATEWAY_DATABASE_URL: the catalog cannot use {scheme}://; it takes "), message
-    assert "postgresql+asyncpg://" in message
-    assert "sqlite+aiosqlite://" in message
 
 
 @pytest.mark.parametrize("tls_mode", ["tls", "mtls", "mtls-optional"])

@@ -131,16 +131,3 @@ def test_an_invalid_variable_is_named_in_the_error(tmp_path: Path) -> None:
     message = describe_validation_error(caught.value)
     assert "GATEWAY_PORT: Input should be a valid integer" in message
     assert "GATEWAY_VERSIONS (0.factory): Field required" in message
-
-
-def test_config_redacts_the_database_password() -> None:
-    settings = Settings(_env_file=None, database_url="postgresql+asyncpg://app:hunter2@db:5432/catalog")
-    redacted = settings.redacted()
-    assert "hunter2" not in json.dumps(redacted)
-    assert redacted["database_url"] == "postgresql+asyncpg://app:***@db:5432/catalog"
-
-
-def test_a_secrets_directory_supplies_settings(tmp_path: Path) -> None:
-    (tmp_path / "gateway_database_url").write_text("sqlite+aiosqlite:///from-secret.sqlite3")
-    settings = Settings(_env_file=None, _secrets_dir=tmp_path)
-    assert settings.database_url == "sqlite+aiosqlite:///from-secret.sqlite3"

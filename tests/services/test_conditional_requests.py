@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from services import v1, v2
+from services.catalog.settings import CatalogSettings
 from tests.conftest import catalog_versions, open_client
 from tests.services.utils import serve
 
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.anyio
 
 @dataclass(frozen=True)
 class Version:
-    create_app: Callable[[Settings], FastAPI]
+    create_app: Callable[[CatalogSettings], FastAPI]
     new_item: dict[str, Any]
     write_method: str
 
@@ -51,7 +52,7 @@ async def create(client: httpx.AsyncClient, version: Version) -> tuple[int, str]
     return response.json()["id"], response.headers["etag"]
 
 
-async def test_every_item_response_carries_a_strong_etag(settings: Settings, version: Version) -> None:
+async def test_every_item_response_carries_a_strong_etag(settings: CatalogSettings, version: Version) -> None:
     async with serve(version.create_app(settings)) as client:
         item_id, created_tag = await create(client, version)
         read = await client.get(f"/items/{item_id}")
@@ -67,7 +68,7 @@ async def test_every_item_response_carries_a_strong_etag(settings: Settings, ver
     assert "etag" not in listed.headers
 
 
-async def test_the_same_revision_has_the_same_tag_in_both_versions(settings: Settings) -> None:
+async def test_the_same_revision_has_the_same_tag_in_both_versions(settings: CatalogSettings) -> None:
     async with serve(v1.create_app(settings)) as first, serve(v2.create_app(settings)) as second:
         item_id, tag = await create(first, VERSIONS["v1"])
 
@@ -85,7 +86,7 @@ async def test_the_same_revision_has_the_same_tag_in_both_versions(settings: Set
 
 
 async def test_if_none_match_answers_304_while_the_item_is_unchanged(
-    settings: Settings, version: Version
+    settings: CatalogSettings, version: Version
 ) -> None:
     async with serve(version.create_app(settings)) as client:
         item_id, tag = await create(client, version)
@@ -104,7 +105,7 @@ async def test_if_none_match_answers_304_while_the_item_is_unchanged(
     assert changed.headers["etag"] == f'"{item_id}-2"'
 
 
-async def test_if_match_lets_only_a_current_tag_write(settings: Settings, version: Version) -> None:
+async def test_if_match_lets_only_a_current_tag_write(settings: CatalogSettings, version: Version) -> None:
     async with serve(version.create_app(settings)) as client:
         item_id, tag = await create(client, version)
         path = f"/items/{item_id}"
@@ -144,7 +145,9 @@ async def test_if_match_lets_only_a_current_tag_write(settings: Settings, versio
     assert delete.status_code == 204
 
 
-async def test_a_missing_item_is_404_whatever_the_conditions(settings: Settings, version: Version) -> None:
+async def test_a_missing_item_is_404_whatever_the_conditions(
+    settings: CatalogSettings, version: Version
+) -> None:
     async with serve(version.create_app(settings)) as client:
         written = await client.request(
             version.write_method, "/items/42", json=version.rename("A"), headers={"If-Match": "*"}
@@ -156,7 +159,7 @@ async def test_a_missing_item_is_404_whatever_the_conditions(settings: Settings,
 
 
 @pytest.mark.parametrize("header", ["If-Match", "If-None-Match"])
-async def test_a_malformed_condition_is_400(settings: Settings, version: Version, header: str) -> None:
+async def test_a_malformed_condition_is_400(settings: CatalogSettings, version: Version, header: str) -> None:
     async with serve(version.create_app(settings)) as client:
         item_id, _tag = await create(client, version)
         method = "GET" if header == "If-None-Match" else "DELETE"
@@ -167,7 +170,7 @@ async def test_a_malformed_condition_is_400(settings: Settings, version: Version
 
 
 async def test_of_concurrent_writers_with_one_if_match_exactly_one_wins(
-    settings: Settings, version: Version
+    settings: CatalogSettings, version: Version
 ) -> None:
     # Two app instances over one database, as two worker processes would be.
     first, second = version.create_app(settings), version.create_app(settings)

@@ -13,10 +13,11 @@ from starlette.routing import Mount, Router
 
 from services import v1, v2
 from services.catalog import store_of
+from services.catalog.settings import CatalogSettings
 from tests.services.utils import exact_json, serve
 
 if TYPE_CHECKING:
-    from gateway.settings import Settings
+    pass
 
 pytestmark = pytest.mark.anyio
 
@@ -106,7 +107,7 @@ async def test_prices_round_trip_exactly_between_versions(
             assert as_v2["price"]["amount"] == f"{amount:.2f}"
 
 
-async def test_concurrent_patches_from_two_apps_lose_no_update(settings: Settings) -> None:
+async def test_concurrent_patches_from_two_apps_lose_no_update(settings: CatalogSettings) -> None:
     first, second = v2.create_app(settings), v2.create_app(settings)
     async with serve(first) as first_client, serve(second) as second_client:
         created = (
@@ -131,7 +132,9 @@ async def test_concurrent_patches_from_two_apps_lose_no_update(settings: Setting
         assert len(item.tags) == 1
 
 
-async def test_location_points_into_each_mounted_version_behind_a_proxy_prefix(settings: Settings) -> None:
+async def test_location_points_into_each_mounted_version_behind_a_proxy_prefix(
+    settings: CatalogSettings,
+) -> None:
     # As the gateway mounts them: under /v1 and /v2, with a proxy's /api root path. Both
     # apps have a read_item route, so a name looked up from the root would be ambiguous.
     first, second = v1.create_app(settings), v2.create_app(settings)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from gateway.errors import PROBLEM_CONTENT_TYPE
 from gateway.registry import build_mounted_app
-from gateway.settings import INTERNAL_FACTORY, Settings
+from gateway.settings import INTERNAL_FACTORY
 from services.catalog.etags import parse_condition
 from services.catalog.idempotency import (
     IDEMPOTENCY_KEY_MAX_HEADER_LENGTH,
@@ -22,6 +22,7 @@ from services.catalog.idempotency import (
 )
 from services.catalog.preconditions import CONDITION_PATTERN
 from services.catalog.tables import MAX_ITEM_ID
+from tests.conftest import gateway_settings
 
 if TYPE_CHECKING:
     import httpx
@@ -30,7 +31,7 @@ FACTORIES = {"v1": "services.v1:create_app", "v2": "services.v2:create_app", "in
 
 
 def _schema(name: str, sqlite_url: str) -> dict[str, Any]:
-    return build_mounted_app(FACTORIES[name], Settings(_env_file=None, database_url=sqlite_url)).openapi()
+    return build_mounted_app(FACTORIES[name], gateway_settings(database_url=sqlite_url)).openapi()
 
 
 def _header_schema(schema: dict[str, Any], path: str, method: str, header: str) -> dict[str, Any]:

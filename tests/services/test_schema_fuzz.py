@@ -34,8 +34,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from gateway.app import create_app
-from gateway.settings import INTERNAL_FACTORY, Settings
-from tests.conftest import catalog_versions
+from gateway.settings import INTERNAL_FACTORY
+from tests.conftest import catalog_versions, gateway_settings
 from tests.identities import presenting, spiffe_id
 
 if TYPE_CHECKING:
@@ -61,8 +61,7 @@ _CONFIG = SchemathesisConfig.from_dict(
 
 @pytest.fixture
 def gateway(database_url: str) -> Iterator[ASGIApp]:
-    settings = Settings(
-        _env_file=None,
+    settings = gateway_settings(
         database_url=database_url,
         versions=catalog_versions(),
         internal_app=INTERNAL_FACTORY,

@@ -26,7 +26,7 @@ _TEAM_APP = textwrap.dedent(
     from fastapi import FastAPI
 
 
-    def create_app(settings):
+    def create_app():
         app = FastAPI(title="Orders")
 
         @app.get("/orders/{order_id}")
@@ -46,6 +46,9 @@ def test_a_plain_fastapi_app_is_served_with_no_database_anywhere(tmp_path: Path)
         PYTHONUNBUFFERED="1",
         GATEWAY_VERSIONS=json.dumps([{"prefix": "/v1", "factory": "orders_api:create_app"}]),
         GATEWAY_INTERNAL_APP="null",
+        # The catalog's settings are never read where no catalog app is mounted: this one
+        # would stop any process that read it.
+        GATEWAY_DATABASE_URL="mysql://nobody@nowhere/catalog",
     )
     with running_server(gateway_serve_command(workers=2), environment, tmp_path, clean_stop=0) as server:
         with loopback_client(server.origin) as client:

@@ -127,10 +127,16 @@ def test_a_killed_worker_is_replaced_and_service_continues(gateway_group: Gatewa
             report = traffic.stop()
         assert len(report.failures) == failed_during_respawn, "every request after the respawn succeeded"
         respawned = worker_pids(server) - {victim}
-        assert respawned & report.worker_pids, "the new worker serves"
-        with loopback_client(server.origin) as client:
-            summary = client.get("/health").json()
-        assert summary["worker"]["pid"] in worker_pids(server)
+        # Which worker accepts a new connection is the kernel's choice: ask until the new one
+        # answers (bounded), unless the traffic already reached it.
+        served_by = set(report.worker_pids)
+        for _ in range(200):
+            if respawned & served_by:
+                break
+            with loopback_client(server.origin) as client:
+                served_by.add(client.get("/health").json()["worker"]["pid"])
+        assert respawned & served_by, "the new worker serves"
+        assert served_by <= worker_pids(server) | {victim}
         print(
             f"SIGKILL: {failed_during_respawn} of {report.succeeded + failed_during_respawn} failed during the respawn"
         )

@@ -17,14 +17,14 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 
-from gateway.api import CallerIdentity, ReadinessCheck, Settings, add_readiness_check, identity_of
+from gateway.api import CallerIdentity, ReadinessCheck, add_readiness_check, identity_of
 
 
 class Greeting(BaseModel):
     message: str = Field(min_length=1, max_length=20)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app() -> FastAPI:
     events: list[str] = []
 
     @asynccontextmanager
@@ -106,8 +106,8 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def create_app_with_hung_check(settings: Settings) -> FastAPI:
-    app = create_app(settings)
+def create_app_with_hung_check() -> FastAPI:
+    app = create_app()
 
     async def never_answers() -> None:
         await asyncio.Event().wait()
@@ -116,8 +116,8 @@ def create_app_with_hung_check(settings: Settings) -> FastAPI:
     return app
 
 
-def create_app_with_failing_check(settings: Settings) -> FastAPI:
-    app = create_app(settings)
+def create_app_with_failing_check() -> FastAPI:
+    app = create_app()
 
     async def refuses() -> None:
         raise ConnectionRefusedError("dependency refused the connection")
@@ -126,7 +126,7 @@ def create_app_with_failing_check(settings: Settings) -> FastAPI:
     return app
 
 
-def create_app_failing_startup(settings: Settings) -> FastAPI:
+def create_app_failing_startup() -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         raise RuntimeError("cannot reach the probe's database")
@@ -135,13 +135,13 @@ def create_app_failing_startup(settings: Settings) -> FastAPI:
     return FastAPI(title="Broken", lifespan=lifespan)
 
 
-def create_starlette_app(settings: Settings) -> Starlette:
+def create_starlette_app() -> Starlette:
     return Starlette()
 
 
-def create_app_with_root(settings: Settings) -> FastAPI:
+def create_app_with_root() -> FastAPI:
     """A version that answers its root itself: the gateway leaves that route alone."""
-    app = create_app(settings)
+    app = create_app()
 
     @app.get("/", operation_id="probe_root")
     async def root() -> dict[str, str]:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from gateway.settings import Settings
 from services.catalog.commands import prepare_database
 from services.catalog.schema import HEAD_REVISION
+from services.catalog.settings import CatalogSettings
 from tests.servers import environment_without_gateway_settings, run_gateway
 from tests.services.databases import closed_port, migrate
 
@@ -79,7 +79,7 @@ def test_a_plain_scheme_gets_the_catalogs_driver(tmp_path: Path, empty_database_
 def test_check_refuses_zero_workers_as_serve_does(tmp_path: Path) -> None:
     result = _run(tmp_path, "check", "--workers", "0")
     assert result.returncode == 2, result
-    assert result.stderr == "gateway: --workers 0: Input should be greater than or equal to 1\n"
+    assert "argument --workers: '0': a worker count is a whole number of at least 1" in result.stderr
 
 
 def test_check_fails_on_a_schema_behind_and_on_a_budget_over_max_connections(
@@ -110,7 +110,7 @@ def test_the_start_migrates_an_embedded_database_before_the_workers(
     empty_sqlite_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="gateway.database")
-    settings = Settings(_env_file=None, database_url=empty_sqlite_url)
+    settings = CatalogSettings(_env_file=None, database_url=empty_sqlite_url)
     prepare_database(settings, workers=2)
     prepare_database(settings, workers=2)  # A second start (or a second group) changes nothing.
 
@@ -124,7 +124,9 @@ def test_the_start_migrates_an_embedded_database_before_the_workers(
 def test_without_migrating_the_start_says_the_schema_is_behind(
     empty_database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = Settings(_env_file=None, database_url=empty_database_url, database_migrate_on_start=False)
+    settings = CatalogSettings(
+        _env_file=None, database_url=empty_database_url, database_migrate_on_start=False
+    )
     prepare_database(settings, workers=2)
     [error] = [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert UPGRADE_ADVICE in error.getMessage()
@@ -133,7 +135,7 @@ def test_without_migrating_the_start_says_the_schema_is_behind(
 def test_the_start_warns_when_the_pools_could_exhaust_postgresql(
     postgresql_schema_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = Settings(_env_file=None, database_url=postgresql_schema_url, database_replicas=40)
+    settings = CatalogSettings(_env_file=None, database_url=postgresql_schema_url, database_replicas=40)
     prepare_database(settings, workers=3)
     [warning] = [record for record in caplog.records if record.levelno >= logging.WARNING]
     assert "40 replica(s) x 3 worker(s)" in warning.getMessage()
@@ -143,7 +145,7 @@ def test_the_start_warns_when_the_pools_could_exhaust_postgresql(
 def test_a_failed_migration_stops_the_start_with_one_line(tmp_path: Path) -> None:
     database = tmp_path / "catalog.sqlite3"
     database.mkdir()  # SQLite cannot open a directory.
-    settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{database}")
+    settings = CatalogSettings(_env_file=None, database_url=f"sqlite+aiosqlite:///{database}")
     with pytest.raises(SystemExit) as stopped:
         prepare_database(settings, workers=2)
     message = str(stopped.value.code)
@@ -156,7 +158,7 @@ def test_a_failed_migration_stops_the_start_with_one_line(tmp_path: Path) -> Non
 
 def test_an_unreachable_database_only_warns_when_not_migrating(caplog: pytest.LogCaptureFixture) -> None:
     url = f"postgresql+asyncpg://gateway:hunter2@127.0.0.1:{closed_port()}/catalog"
-    settings = Settings(_env_file=None, database_url=url, database_timeout=1)
+    settings = CatalogSettings(_env_file=None, database_url=url, database_timeout=1)
     prepare_database(settings, workers=2)  # The workers start unready and recover by themselves.
     [warning] = [record for record in caplog.records if record.levelno >= logging.WARNING]
     assert "could not inspect the catalog database" in warning.getMessage()

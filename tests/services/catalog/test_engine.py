@@ -8,11 +8,11 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from gateway.settings import Settings
 from services import v2
 from services.catalog import store_of
 from services.catalog.engine import create_catalog_engine, writer_of
 from services.catalog.postgresql_database import PostgresqlDatabase
+from services.catalog.settings import CatalogSettings
 from tests.services.utils import serve
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ async def test_a_postgresql_pool_holds_at_most_its_size_plus_overflow(postgresql
 
 
 async def test_the_settings_size_each_workers_pool(postgresql_schema_url: str) -> None:
-    settings = Settings(
+    settings = CatalogSettings(
         _env_file=None, database_url=postgresql_schema_url, database_pool_size=3, database_max_overflow=2
     )
     app = v2.create_app(settings)

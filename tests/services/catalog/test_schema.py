@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import inspect, text
 
 from gateway.health import ProbeReport, readiness_checks_of
-from gateway.settings import Settings
 from services import v2
 from services.catalog import CatalogStore
 from services.catalog.engine import create_catalog_engine, writer_of
@@ -24,6 +23,7 @@ from services.catalog.schema import (
     SchemaState,
     SchemaStatus,
 )
+from services.catalog.settings import CatalogSettings
 from tests.services.databases import migrate
 from tests.services.utils import serve
 
@@ -117,7 +117,7 @@ async def test_a_store_on_an_empty_database_says_what_to_run_and_creates_nothing
 
 
 async def test_the_catalog_answers_503_and_is_unready_until_the_upgrade(empty_database_url: str) -> None:
-    app = v2.create_app(Settings(_env_file=None, database_url=empty_database_url))
+    app = v2.create_app(CatalogSettings(_env_file=None, database_url=empty_database_url))
     [readiness] = readiness_checks_of(app)
     async with serve(app) as client:
         listed = await client.get("/items")
@@ -144,7 +144,7 @@ async def test_a_schema_a_newer_release_migrated_is_served_with_a_warning(databa
             await connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     finally:
         await engine.dispose()
-    app = v2.create_app(Settings(_env_file=None, database_url=database_url))
+    app = v2.create_app(CatalogSettings(_env_file=None, database_url=database_url))
     [readiness] = readiness_checks_of(app)
     async with serve(app) as client:
         created = await client.post("/items", json={"name": "Teapot", "price": {"amount": "1"}})

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from services.catalog import CatalogStore, CatalogUnavailableError, Money, NewItem, RevisionMismatchError
-from services.catalog.database import ConstraintViolationError, Mode
+from services.catalog.database import CompiledStatement, ConstraintViolationError, Mode
 from services.catalog.domain import ImportConflictError
 from services.catalog.engine import create_catalog_engine, writer_of
 from services.catalog.tables import item_tags, items
@@ -27,9 +27,11 @@ def record_statements(store: CatalogStore) -> list[tuple[object, str]]:
     run = database.run
     statements: list[tuple[object, str]] = []
 
-    async def recorded(connection: Any, sql: str, arguments: Sequence[Any], mode: Mode) -> Any:
-        statements.append((connection, sql))
-        return await run(connection, sql, arguments, mode)
+    async def recorded(
+        connection: Any, statement: CompiledStatement, arguments: Sequence[Any], mode: Mode
+    ) -> Any:
+        statements.append((connection, statement.sql))
+        return await run(connection, statement, arguments, mode)
 
     database.run = recorded  # type: ignore[method-assign]
     return statements
@@ -322,12 +324,14 @@ async def test_calls_take_connections_in_turn_never_more_than_the_pool_allows(da
         run = database.run
         running = peak = 0
 
-        async def counted(connection: Any, sql: str, arguments: Sequence[Any], mode: Mode) -> Any:
+        async def counted(
+            connection: Any, statement: CompiledStatement, arguments: Sequence[Any], mode: Mode
+        ) -> Any:
             nonlocal running, peak
             running += 1
             peak = max(peak, running)
             try:
-                return await run(connection, sql, arguments, mode)
+                return await run(connection, statement, arguments, mode)
             finally:
                 running -= 1
 

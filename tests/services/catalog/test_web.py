@@ -16,6 +16,7 @@ from gateway.settings import Settings
 from services import v1, v2
 from services.catalog import CatalogUnavailableError, get_store
 from services.catalog.engine import create_catalog_engine, writer_of
+from services.catalog.settings import CatalogSettings
 from tests.conftest import catalog_versions, open_client
 from tests.services.databases import TcpProxy, closed_port
 from tests.services.utils import serve
@@ -71,7 +72,7 @@ async def test_a_dead_postgresql_gives_503_at_once_and_fails_readiness(
 async def test_a_locked_sqlite_database_gives_503_within_the_timeout(
     sqlite_url: str, busy_timeout: float, call_timeout: float
 ) -> None:
-    settings = Settings(
+    settings = CatalogSettings(
         _env_file=None,
         database_url=sqlite_url,
         database_busy_timeout=busy_timeout,
@@ -102,7 +103,7 @@ async def test_a_locked_sqlite_database_gives_503_within_the_timeout(
 
 
 async def test_a_slow_postgresql_gives_503_within_the_timeout(postgresql_schema_url: str) -> None:
-    settings = Settings(_env_file=None, database_url=postgresql_schema_url, database_timeout=0.5)
+    settings = CatalogSettings(_env_file=None, database_url=postgresql_schema_url, database_timeout=0.5)
     async with serve(v1.create_app(settings)) as client:
         item = (await client.post("/items", json={"name": "Teapot", "price": 1})).json()
         # Another client holds the item's row lock: the update waits for it past the timeout.
@@ -132,7 +133,7 @@ async def test_the_store_recovers_by_itself_when_postgresql_comes_back(postgresq
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
     await proxy.start()
     proxied = url.set(port=proxy.port).render_as_string(hide_password=False)
-    app = v2.create_app(Settings(_env_file=None, database_url=proxied, database_timeout=1))
+    app = v2.create_app(CatalogSettings(_env_file=None, database_url=proxied, database_timeout=1))
     [readiness] = readiness_checks_of(app)
     try:
         async with serve(app) as client:
@@ -167,7 +168,7 @@ async def test_a_store_that_started_without_postgresql_serves_once_it_is_up(
     proxied = url.set(port=proxy.port).render_as_string(hide_password=False)
     try:
         async with serve(
-            v2.create_app(Settings(_env_file=None, database_url=proxied, database_timeout=1))
+            v2.create_app(CatalogSettings(_env_file=None, database_url=proxied, database_timeout=1))
         ) as client:
             down = await client.post("/items", json=TEAPOT)
             await proxy.start()

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from gateway.health import readiness_checks_of
-from gateway.settings import Settings
 from services import v1
+from services.catalog.settings import CatalogSettings
 from tests.services.utils import assert_conditional_requests_are_documented, exact_json, serve
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ async def test_invalid_ids_are_422(v1_client: httpx.AsyncClient, item_id: str) -
     assert (await v1_client.get(f"/items/{item_id}")).status_code == 422
 
 
-async def test_the_readiness_check_needs_the_lifespan(settings: Settings) -> None:
+async def test_the_readiness_check_needs_the_lifespan(settings: CatalogSettings) -> None:
     app = v1.create_app(settings)
     [check] = readiness_checks_of(app)
     assert check.name == "catalog-store"
@@ -141,7 +141,7 @@ async def test_the_readiness_check_needs_the_lifespan(settings: Settings) -> Non
 
 
 def test_the_schema_describes_v1(sqlite_url: str) -> None:
-    schema = v1.create_app(Settings(_env_file=None, database_url=sqlite_url)).openapi()
+    schema = v1.create_app(CatalogSettings(_env_file=None, database_url=sqlite_url)).openapi()
 
     assert schema["info"]["title"] == "Items catalog v1"
     assert schema["info"]["version"].startswith("1.")

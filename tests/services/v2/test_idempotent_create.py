@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from gateway.settings import Settings
 from services import v2
 from services.catalog import CatalogUnavailableError, store_of
 from services.catalog.idempotency import IdempotentRequest, KeyClaim, request_hash_of
+from services.catalog.settings import CatalogSettings
 from tests.services.utils import serve
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ async def test_without_a_key_every_post_creates(v2_client: httpx.AsyncClient) ->
     assert first.headers["etag"] == f'"{first.json()["id"]}-1"'
 
 
-async def test_a_retry_while_the_first_runs_is_409(settings: Settings) -> None:
+async def test_a_retry_while_the_first_runs_is_409(settings: CatalogSettings) -> None:
     app = v2.create_app(settings)
     async with serve(app) as client:
         # The first request has claimed the key and not finished.
@@ -99,7 +99,7 @@ async def test_invalid_keys_are_400(v2_client: httpx.AsyncClient, key: str) -> N
 
 
 async def test_a_failed_creation_frees_the_key_for_a_retry(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: CatalogSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = v2.create_app(settings)
     async with serve(app) as client:
@@ -121,7 +121,7 @@ async def test_a_failed_creation_frees_the_key_for_a_retry(
 
 
 async def test_keys_expire(database_url: str) -> None:
-    settings = Settings(_env_file=None, database_url=database_url, idempotency_key_ttl=0.3)
+    settings = CatalogSettings(_env_file=None, database_url=database_url, idempotency_key_ttl=0.3)
     async with serve(v2.create_app(settings)) as client:
         headers = {"Idempotency-Key": "order-1"}
         first = await client.post("/items", json=TEAPOT, headers=headers)
@@ -133,7 +133,7 @@ async def test_keys_expire(database_url: str) -> None:
     assert "idempotent-replayed" not in after_expiry.headers
 
 
-async def test_100_concurrent_retries_on_two_instances_create_one_item(settings: Settings) -> None:
+async def test_100_concurrent_retries_on_two_instances_create_one_item(settings: CatalogSettings) -> None:
     first, second = v2.create_app(settings), v2.create_app(settings)
     async with serve(first) as first_client, serve(second) as second_client:
         responses = await asyncio.gather(

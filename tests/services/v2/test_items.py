@@ -6,9 +6,9 @@ import pytest
 
 from gateway.health import readiness_checks_of
 from gateway.openapi import document_problem_responses
-from gateway.settings import Settings
 from services import v2
 from services.catalog import encode_cursor
+from services.catalog.settings import CatalogSettings
 from tests.services.utils import assert_conditional_requests_are_documented, serve
 
 if TYPE_CHECKING:
@@ -251,7 +251,7 @@ async def test_a_malformed_cursor_is_400(v2_client: httpx.AsyncClient, cursor: s
     assert "cursor" in response.json()["detail"]
 
 
-async def test_the_readiness_check_needs_the_lifespan(settings: Settings) -> None:
+async def test_the_readiness_check_needs_the_lifespan(settings: CatalogSettings) -> None:
     app = v2.create_app(settings)
     [check] = readiness_checks_of(app)
 
@@ -262,7 +262,7 @@ async def test_the_readiness_check_needs_the_lifespan(settings: Settings) -> Non
 
 
 def test_the_schema_describes_v2(sqlite_url: str) -> None:
-    app = v2.create_app(Settings(_env_file=None, database_url=sqlite_url))
+    app = v2.create_app(CatalogSettings(_env_file=None, database_url=sqlite_url))
     # As the gateway mounts it: every error documented as a problem.
     document_problem_responses(app)
     schema = app.openapi()
