@@ -1,10 +1,9 @@
-"""The catalog's async engine, with SQLite set up for several worker processes at once.
+"""The catalog's SQLAlchemy engine, for migrations and ``gateway db``, with SQLite set up for
+several worker processes at once. The store itself runs its statements on the drivers
+directly (``database.py``), with the same settings and the same transaction rules.
 
 Transactions are only for writes: a connection runs each statement on its own (autocommit)
-unless it comes from ``writer_of(engine)``. Every read of the store is one statement, and a
-statement sees one snapshot of the database by itself on both backends, so a read needs no
-BEGIN nor ROLLBACK: each is a round trip to PostgreSQL, or a hop to aiosqlite's connection
-thread and back (each hop competes with the event loop for the GIL).
+unless it comes from ``writer_of(engine)``.
 
 Python's sqlite3 module begins transactions lazily (on the first INSERT, UPDATE or DELETE),
 so a read-modify-write runs its read outside any transaction and concurrent updates are

@@ -116,13 +116,11 @@ class ItemOut(BaseModel):
 
     @classmethod
     def of(cls, item: Item) -> ItemOut:
-        # Constructed, not validated: every field comes typed from a stored item, and a page
-        # would validate twenty of them per request for nothing.
-        return cls.model_construct(
+        return cls(
             id=item.id,
             name=item.name,
             description=item.description,
-            price=PriceOut.model_construct(amount=item.price.amount_text, currency=item.price.currency),
+            price=PriceOut(amount=item.price.amount_text, currency=item.price.currency),
             tags=list(item.tags),
             created_at=item.created_at,
             updated_at=item.updated_at,
