@@ -19,7 +19,7 @@ from gateway.api import StatementKind
 from services.catalog.engine import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from contextlib import AbstractAsyncContextManager
     from datetime import datetime
 
@@ -57,9 +57,19 @@ class CompiledStatement:
 class StatementCompiler:
     """Compiles each statement once per set of parameter names, for one dialect."""
 
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, encode: Callable[[Any], Any]) -> None:
         self._dialect = dialect
+        # A parameter's value as the driver takes it (a datetime as SQLite's text...).
+        self._encode = encode
         self._compiled: dict[tuple[Executable, tuple[str, ...]], CompiledStatement] = {}
+
+    def prepare(
+        self, statement: Executable, parameters: Mapping[str, Any]
+    ) -> tuple[CompiledStatement, list[Any]]:
+        """``statement`` compiled for ``parameters``' names, and their values in its order."""
+        compiled = self.compile(statement, tuple(parameters))
+        encode = self._encode
+        return compiled, [encode(value) for value in compiled.arguments(parameters)]
 
     def compile(self, statement: Executable, parameter_names: tuple[str, ...]) -> CompiledStatement:
         key = (statement, parameter_names)

@@ -67,7 +67,7 @@ class PostgresqlDatabase:
         self._slots = asyncio.Semaphore(max_connections)
         self._pool: asyncpg.Pool | None = None
         self._pool_opening: asyncio.Lock = asyncio.Lock()
-        self._compiler = StatementCompiler(PGDialect_asyncpg())  # type: ignore[no-untyped-call]
+        self.compile = StatementCompiler(PGDialect_asyncpg(), _encoded).prepare  # type: ignore[no-untyped-call]
 
     async def read(self, statement: Executable, parameters: Mapping[str, Any]) -> list[Sequence[Any]]:
         compiled, arguments = self.compile(statement, parameters)
@@ -103,12 +103,6 @@ class PostgresqlDatabase:
             raise ConstraintViolationError(str(error)) from error
         # The command tag ends with the rows it changed: "UPDATE 1", "DELETE 0".
         return int(status.rpartition(" ")[2] or 0)
-
-    def compile(
-        self, statement: Executable, parameters: Mapping[str, Any]
-    ) -> tuple[CompiledStatement, list[Any]]:
-        compiled = self._compiler.compile(statement, tuple(parameters))
-        return compiled, [_encoded(value) for value in compiled.arguments(parameters)]
 
     def datetime_of(self, value: Any) -> datetime:
         timestamp: datetime = value  # asyncpg gives timestamptz as an aware datetime in UTC.

@@ -56,7 +56,7 @@ class SqliteDatabase:
         self._path = url.database or ""
         self._busy_timeout = busy_timeout
         self._timeout = timeout
-        self._compiler = StatementCompiler(SQLiteDialect_pysqlite(paramstyle="qmark"))
+        self.compile = StatementCompiler(SQLiteDialect_pysqlite(paramstyle="qmark"), _encoded).prepare
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-sqlite-writer")
         self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
@@ -106,12 +106,6 @@ class SqliteDatabase:
             if connection is self._reader:
                 return _execute(connection, statement.sql, arguments, mode)
             return await self._in_thread(_execute, connection, statement.sql, arguments, mode)
-
-    def compile(
-        self, statement: Executable, parameters: Mapping[str, Any]
-    ) -> tuple[CompiledStatement, list[Any]]:
-        compiled = self._compiler.compile(statement, tuple(parameters))
-        return compiled, [_encoded(value) for value in compiled.arguments(parameters)]
 
     def datetime_of(self, value: Any) -> datetime:
         # The offset appended, not set with ``replace``: one parse, six times cheaper.
