@@ -94,12 +94,17 @@ def create_catalog_app(
 ) -> FastAPI:
     """A version app of the catalog: its routes over the shared store, with the store's
     lifespan, readiness check and unavailability handling."""
+    # The router's routes become the app's own: FastAPI matches an included router as one
+    # more layer on every request.
     app = FastAPI(
         title=title,
         version=version,
         description=description,
         lifespan=store_lifespan(settings),
         routes=list(router.routes),
+        # The gateway traces requests itself (gateway.tracing); FastAPI's own telemetry would
+        # look its OpenTelemetry providers up in the environment on every request to find none.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     add_store_readiness_check(app)
     install_store_error_handlers(app)
