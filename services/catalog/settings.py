@@ -15,7 +15,8 @@ from sqlalchemy.engine import make_url
 from gateway.api import AppSettings
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/catalog.sqlite3"
-# The drivers the catalog runs on (services/catalog/engine.py), and the one a plain scheme gets.
+# The drivers the catalog runs on (sqlite_database.py, postgresql_database.py; SQLAlchemy's names
+# for them), and the one a plain scheme gets.
 _CATALOG_DRIVERS = {
     "postgresql": "postgresql+asyncpg",
     "postgres": "postgresql+asyncpg",
