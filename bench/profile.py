@@ -22,13 +22,21 @@ from bench.servers import start_server, stop_server
 from bench.workspace import DEFAULT_POSTGRES_URL, postgres_reachable, prepare_workspace, remove_workspace
 
 
-def summarize(raw_profile: Path, top: int) -> str:
+def _function_of(frame: str) -> str:
+    """``name (file:line)`` as ``name (file)``: py-spy names a frame by its current line."""
+    name, _, location = frame.rpartition(" (")
+    return f"{name} ({location.rsplit(':', 1)[0]})" if name else frame
+
+
+def summarize(raw_profile: Path, top: int, by_function: bool = False) -> str:
     exclusive: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     total = 0
     for line in raw_profile.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
+        if by_function:
+            frames = [frames[0], *map(_function_of, frames[1:])]
         # py-spy's first frame names the thread; the event loop runs on the main one.
         if "MainThread" not in frames[0] and "(gunicorn" not in frames[0]:
             continue
@@ -48,6 +56,7 @@ def main() -> int:
     parser.add_argument("row", help="the row's key, e.g. 6a")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--by-function", action="store_true", help="merge a function's lines into one entry")
     arguments = parser.parse_args()
     postgres_url = DEFAULT_POSTGRES_URL if postgres_reachable(DEFAULT_POSTGRES_URL) else None
     workspace = prepare_workspace(Path(tempfile.mkdtemp(prefix="gateway-profile-")), postgres_url)
@@ -82,7 +91,7 @@ def main() -> int:
                 capture_output=True,
             )
             load.join()
-            print(summarize(raw_profile, arguments.top))
+            print(summarize(raw_profile, arguments.top, arguments.by_function))
         finally:
             stop_server(server)
     finally:

@@ -255,6 +255,8 @@ class GatewayEdge:
             return None
         scope = exchange.scope
         exchange.extra_headers.extend(policy.response_headers(scope.get("root_path", "")))
+        if not policy.may_refuse:
+            return None
         now = time.time()
         if policy.is_gone(now):
             return 410, policy.gone_body(scope["path"], datetime.fromtimestamp(now, UTC))
@@ -282,7 +284,7 @@ class GatewayEdge:
             # "/v2/...": a Mount matches its prefix followed by a slash ("/v2" alone is
             # the root router's, which redirects it).
             self._enter_mount(scope, mount, scope.get("root_path", ""), prefix)
-            return mount.handle
+            return mount.app  # What ``Mount.handle`` calls, one coroutine fewer.
         return self.app
 
     def _address_version(self, exchange: _Exchange, policy: VersionPolicy) -> None:
@@ -353,7 +355,7 @@ class GatewayEdge:
         seconds = time.perf_counter() - exchange.started
         route = route_template(scope)
         policy = exchange.policy
-        version = policy.entry.name if policy is not None else None
+        version = policy.name if policy is not None else None
         if self.metrics is not None:
             self.metrics.requests_in_flight -= 1
             self.metrics.observe(version, route, scope["method"], exchange.status, seconds)

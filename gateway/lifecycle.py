@@ -30,6 +30,9 @@ class VersionPolicy:
     enforce_sunset: bool
     sunset_timestamp: float | None = field(init=False)
     brownout_windows: tuple[tuple[float, float], ...] = field(init=False)
+    # Whether a request can ever be refused: if not, the edge never reads the clock for it.
+    may_refuse: bool = field(init=False)
+    name: str = field(init=False)
     # The Link targets include the server's root path, known only from a request's
     # scope; it is the same for every request of a process, so one entry is the norm.
     _headers_by_root_path: dict[str, Headers] = field(default_factory=dict, init=False)
@@ -42,6 +45,10 @@ class VersionPolicy:
         self.brownout_windows = tuple(
             (window.start.timestamp(), window.end.timestamp()) for window in self.entry.brownouts
         )
+        self.may_refuse = self.enforce_sunset and (
+            self.sunset_timestamp is not None or bool(self.brownout_windows)
+        )
+        self.name = self.entry.name
 
     def is_gone(self, now_timestamp: float) -> bool:
         """Whether the version refuses requests now: past its sunset, or in a brownout."""

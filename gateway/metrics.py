@@ -4,6 +4,12 @@ Under Gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` (set by the Gunicorn config before 
 worker forks) makes prometheus_client keep each worker's values in files there, and a
 scrape of any worker reads them all. A lone process (tests, ``gateway dev``) keeps them
 in a registry of its own app. Labels are bounded: the route template, never the raw path.
+
+The edge tallies each request in plain counters of its own; prometheus_client takes a lock
+per value it updates and, under Gunicorn, writes each to its file, three times a request.
+The tallies reach prometheus_client before every scrape of the process and, under Gunicorn,
+at the end of each pass of the event loop in which requests finished (with their access
+lines), so a scrape of any worker counts every request answered before it.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from bisect import bisect_left
 from collections.abc import AsyncIterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -28,6 +35,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 # How often a process publishes its requests in flight (and when a scrape reads it).
 IN_FLIGHT_PUBLISH_SECONDS = 1.0
 _STATUS_CLASSES = {digit: f"{digit}xx" for digit in range(1, 6)}
+# (API version, route template, method, status // 100)
+_LabelKey = tuple[str | None, str | None, str, int]
 
 
 def multiprocess_registry() -> CollectorRegistry:
@@ -43,7 +52,13 @@ class GatewayMetrics:
         multiprocess = bool(os.environ.get(MULTIPROCESS_DIRECTORY_VARIABLE))
         self._registry = None if multiprocess else CollectorRegistry()
         labels = ["api_version", "route", "method", "status_class"]
-        self._children: dict[tuple[str | None, str | None, str, int], tuple[Counter, Histogram]] = {}
+        self._children: dict[_LabelKey, tuple[Counter, Histogram]] = {}
+        # Per label set since the last flush: the seconds summed, then a count per latency
+        # bucket (the last one past every bound).
+        self._tallies: dict[_LabelKey, list[float]] = {}
+        # Other processes read the files: they get the tallies at the end of each loop pass.
+        self._flush_each_pass = multiprocess
+        self._flush_due = False
         # Collectors that read state of their own (usage by caller), added to every scrape.
         self._collectors: list[Collector] = []
         self.requests = Counter("gateway_requests", "HTTP requests served.", labels, registry=self._registry)
@@ -82,19 +97,46 @@ class GatewayMetrics:
         self, version: str | None, route: str | None, method: str, status: int, seconds: float
     ) -> None:
         key = (version, route, method, status // 100)
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = self._tallies[key] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+        tally[0] += seconds
+        # The first bucket whose bound holds the value, as prometheus_client's own observe finds it.
+        tally[bisect_left(LATENCY_BUCKETS, seconds) + 1] += 1
+        if self._flush_each_pass and not self._flush_due:
+            self._flush_due = True
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:
+                self.flush()
+
+    def flush(self) -> None:
+        """Add the tallies to prometheus_client's values (and, under Gunicorn, their files)."""
+        tallies, self._tallies = self._tallies, {}
+        self._flush_due = False
+        for key, tally in tallies.items():
+            requests, duration = self._children_of(key)
+            buckets = tally[1:]
+            requests.inc(sum(buckets))
+            # Histogram has no public way to add many observations at once.
+            duration._sum.inc(tally[0])
+            for index, count in enumerate(buckets):
+                if count:
+                    duration._buckets[index].inc(count)
+
+    def _children_of(self, key: _LabelKey) -> tuple[Counter, Histogram]:
         children = self._children.get(key)
         if children is None:
             # Resolved once per label set: ``labels()`` validates and takes a lock every call.
+            version, route, method, status_class = key
             labels = (
                 version or "",
                 route or "unmatched",
                 method,
-                _STATUS_CLASSES.get(status // 100, "other"),
+                _STATUS_CLASSES.get(status_class, "other"),
             )
             children = self._children[key] = (self.requests.labels(*labels), self.duration.labels(*labels))
-        requests, duration = children
-        requests.inc()
-        duration.observe(seconds)
+        return children
 
     def publish_in_flight(self) -> None:
         self.in_flight.set(self.requests_in_flight)
@@ -113,6 +155,7 @@ class GatewayMetrics:
                 yield
         finally:
             self.publish_in_flight()
+            self.flush()
 
     def set_ready(self, ready: bool) -> None:
         self.ready.set(1 if ready else 0)
@@ -125,6 +168,7 @@ class GatewayMetrics:
     def render(self) -> bytes:
         # This process's count exactly; other workers' as they last published it.
         self.publish_in_flight()
+        self.flush()
         registry = self._registry
         if registry is None:
             registry = multiprocess_registry()

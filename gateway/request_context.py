@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 from contextvars import ContextVar
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -13,6 +13,33 @@ REQUEST_ID_HEADER = b"x-request-id"
 _WELL_FORMED_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
 _request_id: ContextVar[str | None] = ContextVar("gateway_request_id", default=None)
+# Random bytes drawn from the OS this many ids at a time: one system call per id cost the
+# edge more than the rest of its request id work.
+_IDS_PER_DRAW = 256
+_ID_BYTES = 16
+
+
+class _RandomIds:
+    """128-bit ids from os.urandom, drawn in batches; a forked process draws its own."""
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._next = 0
+        # A worker forked from a process that drew ids must never hand out the same ones.
+        os.register_at_fork(after_in_child=self._discard)
+
+    def _discard(self) -> None:
+        self._pool, self._next = b"", 0
+
+    def next_id(self) -> str:
+        start = self._next
+        if start >= len(self._pool):
+            self._pool, start = os.urandom(_ID_BYTES * _IDS_PER_DRAW), 0
+        self._next = start + _ID_BYTES
+        return self._pool[start : start + _ID_BYTES].hex()
+
+
+_random_ids = _RandomIds()
 
 
 def current_request_id() -> str | None:
@@ -22,8 +49,8 @@ def current_request_id() -> str | None:
 def accept_or_generate_request_id(incoming: bytes | None) -> str:
     if incoming is not None and _WELL_FORMED_REQUEST_ID.match(incoming):
         return incoming.decode("ascii")
-    # 128 random bits as 32 hex digits: what uuid4().hex gave, at a third of its cost.
-    return secrets.token_hex(16)
+    # 128 random bits as 32 hex digits, as uuid4().hex and secrets.token_hex(16) give them.
+    return _random_ids.next_id()
 
 
 def bind_request_id(request_id: str) -> None:

@@ -162,6 +162,8 @@ _INSTANCE_ATTRIBUTES: list[tuple[str, str, list[str]]] = [
     ),
     ("uvicorn.protocols.http.h11_impl", "H11Protocol", ["conn", "cycle", "connections", "app", "flow"]),
     ("uvicorn.protocols.http.flow_control", "FlowControl", ["read_paused"]),
+    # gateway/metrics.py adds a worker's tallied observations to a histogram child at once.
+    ("prometheus_client.metrics", "Histogram", ["_sum", "_buckets"]),
     (
         "uvicorn.server",
         "Server",
@@ -179,6 +181,12 @@ _COPIED: list[tuple[str, str, str, str]] = [
         "gateway/serving/protocol.py's data_received (limits before the parser)",
     ),
     ("starlette._utils", "get_route_path", "243011d2a68ca7fe", "gateway/routing.py's route_path_of"),
+    (
+        "starlette.routing",
+        "Mount.handle",
+        "208ab48a6510dffd",
+        "gateway/edge.py calls the Mount's app as it does",
+    ),
 ]
 
 

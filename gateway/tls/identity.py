@@ -51,7 +51,8 @@ def _identity_of_certificate(pem: str) -> ServiceIdentity | None:
 def certificate_identity(scope: Mapping[str, Any]) -> ServiceIdentity | None:
     """The identity in the connection's verified client certificate, or None (no TLS, no
     certificate, no single SPIFFE ID). Behind a trusted proxy this is the proxy."""
-    tls = scope.get("extensions", {}).get("tls")
+    extensions = scope.get("extensions")
+    tls = extensions.get("tls") if extensions else None
     if not tls or not tls.get("client_cert_chain") or tls.get("client_cert_error"):
         return None
     return _identity_of_certificate(tls["client_cert_chain"][0])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
 from bench.load import LoadResult, Request
 from bench.plan import SERVERS, build_rows
+from bench.profile import summarize
 from bench.reference_apps import create_naive_hello, floor_app
 from bench.report import RowResult, check_targets, format_rows
 
@@ -63,3 +66,13 @@ def test_a_request_describes_itself() -> None:
         Request("/items/1", headers=(("If-None-Match", '"1-1"'),)).describe()
         == "GET /items/1 (If-None-Match)"
     )
+
+
+def test_a_profile_by_function_merges_the_lines_of_a_function(tmp_path: Path) -> None:
+    raw = tmp_path / "profile.txt"
+    raw.write_text(
+        'process 1:"MainThread";run (a.py:1);edge (gateway/edge.py:10) 3\n'
+        'process 1:"MainThread";run (a.py:1);edge (gateway/edge.py:12) 1\n'
+    )
+    assert "100.0%  edge (gateway/edge.py)" in summarize(raw, 5, by_function=True)
+    assert "75.0%  edge (gateway/edge.py:10)" in summarize(raw, 5)

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import anyio
 import httpx
 import pytest
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from gateway.metrics import GatewayMetrics
+from gateway.metrics import LATENCY_BUCKETS, GatewayMetrics
 from gateway.settings import Settings
 from tests.conftest import open_client
 
@@ -78,3 +78,23 @@ async def test_requests_in_flight_are_published_while_the_app_runs_and_zero_afte
         assert published() == 3
         metrics.requests_in_flight = 0
     assert published() == 0
+
+
+def test_tallied_latencies_land_in_the_buckets_prometheus_client_would_choose() -> None:
+    metrics = GatewayMetrics()
+    reference_registry = CollectorRegistry()
+    reference = Histogram("reference", "", buckets=LATENCY_BUCKETS, registry=reference_registry)
+    # Exact bounds, just past them, zero and past the last bound.
+    for seconds in (0.0, 0.001, 0.0010001, 0.0025, 0.3, 29.99, 30.0, 31.0):
+        metrics.observe("v3", "/v3/slow", "GET", 200, seconds)
+        reference.observe(seconds)
+    text = metrics.render().decode()
+    expected = generate_latest(reference_registry).decode()
+    for bound in [*map(str, LATENCY_BUCKETS), "+Inf"]:
+        want = _sample(expected, "reference_bucket", le=bound)
+        assert _sample(text, "gateway_request_duration_seconds_bucket", le=bound) == want, bound
+    assert _sample(text, "gateway_request_duration_seconds_count") == 8
+    assert _sample(text, "gateway_request_duration_seconds_sum") == pytest.approx(
+        _sample(expected, "reference_sum")
+    )
+    assert _sample(text, "gateway_requests_total", route="/v3/slow") == 8
