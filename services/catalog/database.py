@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from sqlalchemy.engine import make_url
 
 from gateway.api import StatementKind
-from services.catalog.engine import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +25,15 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
     from sqlalchemy.sql.expression import Executable
 
+
+# Seconds a database call may take, by default (GATEWAY_DATABASE_TIMEOUT).
+DEFAULT_TIMEOUT = 5.0
+# Connections a PostgreSQL pool keeps per process, and how many more it may open under load
+# (see connections.py for what that adds up to across workers and replicas).
+DEFAULT_POOL_SIZE = 5
+DEFAULT_MAX_OVERFLOW = 5
+# The URL query parameter that selects a PostgreSQL schema (the connection's search_path).
+SEARCH_PATH_PARAMETER = "search_path"
 
 # What ``Database.run`` returns: the rows, how many rows changed, or nothing (one
 # statement run once per parameter list).

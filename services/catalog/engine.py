@@ -29,6 +29,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.api import use_write_ahead_log
+from services.catalog.database import (
+    DEFAULT_MAX_OVERFLOW,
+    DEFAULT_POOL_SIZE,
+    DEFAULT_TIMEOUT,
+    SEARCH_PATH_PARAMETER,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
@@ -38,12 +44,6 @@ if TYPE_CHECKING:
 WRITE_TRANSACTION_OPTION = "catalog_write_transaction"
 # The isolation of PostgreSQL's write transactions (the server's default).
 POSTGRESQL_WRITE_ISOLATION = "READ COMMITTED"
-DEFAULT_TIMEOUT = 5.0
-# Connections a PostgreSQL pool keeps per process, and how many more it may open under load
-# (see connections.py for what that adds up to across workers and replicas).
-DEFAULT_POOL_SIZE = 5
-DEFAULT_MAX_OVERFLOW = 5
-SEARCH_PATH_PARAMETER = "search_path"
 
 
 def create_catalog_engine(

@@ -28,7 +28,13 @@ import asyncpg
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
 from gateway.api import statement_span
-from services.catalog.database import CompiledStatement, ConstraintViolationError, Mode, StatementCompiler
+from services.catalog.database import (
+    SEARCH_PATH_PARAMETER,
+    CompiledStatement,
+    ConstraintViolationError,
+    Mode,
+    StatementCompiler,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping, Sequence
@@ -36,8 +42,6 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import URL
     from sqlalchemy.sql.expression import Executable
-
-SEARCH_PATH_PARAMETER = "search_path"
 
 
 class PostgresqlDatabase:

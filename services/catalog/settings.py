@@ -13,6 +13,8 @@ from pydantic import AfterValidator, Field
 from sqlalchemy.engine import make_url
 
 from gateway.api import AppSettings
+from services.catalog.database import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT
+from services.catalog.idempotency_leases import DEFAULT_IDEMPOTENCY_KEY_TTL
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/catalog.sqlite3"
 # The drivers the catalog runs on (sqlite_database.py, postgresql_database.py; SQLAlchemy's names
@@ -52,16 +54,18 @@ class CatalogSettings(AppSettings):
         default=5.0, gt=0, le=60, description="Seconds a SQLite writer waits for the lock."
     )
     database_timeout: float = Field(
-        default=5.0,
+        default=DEFAULT_TIMEOUT,
         gt=0,
         le=300,
         description="Seconds a catalog database call may take (connecting, statements); then 503 with Retry-After.",
     )
     database_pool_size: int = Field(
-        default=5, ge=1, description="PostgreSQL connections each worker keeps open (its pool)."
+        default=DEFAULT_POOL_SIZE,
+        ge=1,
+        description="PostgreSQL connections each worker keeps open (its pool).",
     )
     database_max_overflow: int = Field(
-        default=5,
+        default=DEFAULT_MAX_OVERFLOW,
         ge=0,
         description="Extra PostgreSQL connections a worker may open under load, beyond its pool.",
     )
@@ -81,7 +85,7 @@ class CatalogSettings(AppSettings):
         ),
     )
     idempotency_key_ttl: float = Field(
-        default=24 * 60 * 60.0,
+        default=DEFAULT_IDEMPOTENCY_KEY_TTL,
         gt=0,
         description="Seconds an Idempotency-Key of POST /v2/items is remembered (a retry replays the response).",
     )

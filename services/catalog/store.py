@@ -24,9 +24,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from services.catalog.availability import CatalogUnavailableError, bounded, raise_if_unavailability
-from services.catalog.database import ConstraintViolationError, open_database
+from services.catalog.database import (
+    DEFAULT_MAX_OVERFLOW,
+    DEFAULT_POOL_SIZE,
+    DEFAULT_TIMEOUT,
+    ConstraintViolationError,
+    open_database,
+)
 from services.catalog.domain import ImportConflictError, RevisionMismatchError
-from services.catalog.engine import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT
 from services.catalog.idempotency import claim_key, purge_expired_keys, record_response, release_claim
 from services.catalog.idempotency_leases import DEFAULT_IDEMPOTENCY_KEY_TTL, KeyLeases
 from services.catalog.imports import import_items
