@@ -105,11 +105,9 @@ def prepare_apps(settings: Settings, workers: int) -> None:
             extension.prepare(section_of(extension, settings), workers)
 
 
-def _refuse_unknown_env_file_keys(
-    models: list[type[Settings] | type[AppSettings]], path: Path | None = None
-) -> None:
+def _refuse_unknown_env_file_keys(models: list[type[Settings] | type[AppSettings]]) -> None:
     # A typo in .env would otherwise be a default silently kept.
-    path = path or Path(ENV_FILE)
+    path = Path(ENV_FILE)
     if not path.is_file():
         return
     known = {f"{ENV_PREFIX}{name}".upper() for model in models for name in model.model_fields}

@@ -19,8 +19,8 @@ from gateway.tls.context import TLSConfigurationError, server_context
 from gateway.tracing.configuration import TracingConfigurationError, tracing_configuration
 
 try:
-    # Read once per configuration (start, and each SIGHUP the reload guard let through) and
-    # handed to every worker: see group_settings.
+    # Read once, here, and handed to every worker; a SIGHUP's read (the reload guard's)
+    # replaces them: see group_settings.
     _settings = settings_for_configuration()
     # Checked in the arbiter before any worker forks: a TLS set-up failure stops the start
     # with one line naming the setting, rather than a worker boot loop (or plain HTTP).
@@ -60,7 +60,7 @@ root_path = _settings.root_path
 # One JSON log format for Gunicorn, Uvicorn and the gateway.
 logconfig_dict = logging_config(_settings.log_level)
 # Metrics from every worker land in one directory and are summed at /metrics.
-# (This file runs again on every HUP: the directory is made once.)
+# (Made once, should this file be read again: a configuration given as a file path is.)
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-", dir=worker_tmp_dir)
 
