@@ -112,6 +112,46 @@ class Session(Protocol):
         ...
 
 
+class Driver(Protocol):
+    """What an adapter gives ``TransactionSession``: its compiler and its one ``run``."""
+
+    def compile(
+        self, statement: Executable, parameters: Mapping[str, Any]
+    ) -> tuple[CompiledStatement, list[Any]]: ...
+
+    async def run(
+        self, connection: Any, statement: CompiledStatement, arguments: Sequence[Any], mode: Mode
+    ) -> Any: ...
+
+
+class TransactionSession:
+    """Statements in a write transaction on one connection, each through the adapter's ``run``."""
+
+    __slots__ = ("_connection", "_driver")
+
+    def __init__(self, driver: Driver, connection: Any) -> None:
+        self._driver = driver
+        self._connection = connection
+
+    async def fetch(self, statement: Executable, parameters: Mapping[str, Any]) -> list[Sequence[Any]]:
+        rows: list[Sequence[Any]] = await self._run(statement, parameters, "fetch")
+        return rows
+
+    async def execute(self, statement: Executable, parameters: Mapping[str, Any]) -> int:
+        rowcount: int = await self._run(statement, parameters, "execute")
+        return rowcount
+
+    async def execute_many(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
+        driver = self._driver
+        compiled, _ = driver.compile(statement, rows[0])
+        arguments = [driver.compile(statement, row)[1] for row in rows]
+        await driver.run(self._connection, compiled, arguments, "execute_many")
+
+    async def _run(self, statement: Executable, parameters: Mapping[str, Any], mode: Mode) -> Any:
+        compiled, arguments = self._driver.compile(statement, parameters)
+        return await self._driver.run(self._connection, compiled, arguments, mode)
+
+
 class Database(Protocol):
     """A catalog database on its driver: sessions to read and to write, and its types."""
 

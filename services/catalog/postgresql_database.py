@@ -34,6 +34,7 @@ from services.catalog.database import (
     ConstraintViolationError,
     Mode,
     StatementCompiler,
+    TransactionSession,
 )
 
 if TYPE_CHECKING:
@@ -85,11 +86,11 @@ class PostgresqlDatabase:
         return rows
 
     @asynccontextmanager
-    async def writing(self) -> AsyncIterator[_Session]:
+    async def writing(self) -> AsyncIterator[TransactionSession]:
         async with self._slots:
             pool = self._pool or await self._open_pool()
             async with pool.acquire(timeout=self._timeout) as connection, connection.transaction():
-                yield _Session(self, connection)
+                yield TransactionSession(self, connection)
 
     async def run(
         self, connection: Any, statement: CompiledStatement, arguments: Sequence[Any], mode: Mode
@@ -125,29 +126,6 @@ class PostgresqlDatabase:
                     min_size=0, max_size=self.max_connections, reset=_end_transaction, **self._connect_options
                 )
         return self._pool
-
-
-class _Session:
-    __slots__ = ("_connection", "_database")
-
-    def __init__(self, database: PostgresqlDatabase, connection: Any) -> None:
-        self._database = database
-        self._connection = connection
-
-    async def fetch(self, statement: Executable, parameters: Mapping[str, Any]) -> list[Sequence[Any]]:
-        compiled, arguments = self._database.compile(statement, parameters)
-        rows: list[Sequence[Any]] = await self._database.run(self._connection, compiled, arguments, "fetch")
-        return rows
-
-    async def execute(self, statement: Executable, parameters: Mapping[str, Any]) -> int:
-        compiled, arguments = self._database.compile(statement, parameters)
-        rowcount: int = await self._database.run(self._connection, compiled, arguments, "execute")
-        return rowcount
-
-    async def execute_many(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
-        compiled, _ = self._database.compile(statement, rows[0])
-        arguments = [self._database.compile(statement, row)[1] for row in rows]
-        await self._database.run(self._connection, compiled, arguments, "execute_many")
 
 
 async def _end_transaction(connection: Any) -> None:

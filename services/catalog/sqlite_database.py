@@ -32,7 +32,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
 from gateway.api import statement_span, use_write_ahead_log
-from services.catalog.database import CompiledStatement, ConstraintViolationError, Mode, StatementCompiler
+from services.catalog.database import (
+    CompiledStatement,
+    ConstraintViolationError,
+    Mode,
+    StatementCompiler,
+    TransactionSession,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -81,12 +87,12 @@ class SqliteDatabase:
         return rows
 
     @asynccontextmanager
-    async def writing(self) -> AsyncIterator[_Session]:
+    async def writing(self) -> AsyncIterator[TransactionSession]:
         async with self._one_writer:
             writer = self._writer or await self._open_writer()
             await self._in_thread(_begin_immediate, writer)
             try:
-                yield _Session(self, writer)
+                yield TransactionSession(self, writer)
             except BaseException:
                 # Shielded: a cancelled call still rolls back before the next writer begins.
                 await asyncio.shield(self._in_thread(_roll_back, writer))
@@ -156,34 +162,6 @@ class SqliteDatabase:
 
     async def _in_thread(self, function: Callable[..., Any], *arguments: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._thread, function, *arguments)
-
-
-class _Session:
-    """Statements in a write transaction."""
-
-    __slots__ = ("_connection", "_database")
-
-    def __init__(self, database: SqliteDatabase, connection: sqlite3.Connection) -> None:
-        self._database = database
-        self._connection = connection
-
-    async def fetch(self, statement: Executable, parameters: Mapping[str, Any]) -> list[Sequence[Any]]:
-        rows: list[Sequence[Any]] = await self._run(statement, parameters, "fetch")
-        return rows
-
-    async def execute(self, statement: Executable, parameters: Mapping[str, Any]) -> int:
-        rowcount: int = await self._run(statement, parameters, "execute")
-        return rowcount
-
-    async def execute_many(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
-        database = self._database
-        compiled, _ = database.compile(statement, rows[0])
-        arguments = [database.compile(statement, row)[1] for row in rows]
-        await database.run(self._connection, compiled, arguments, "execute_many")
-
-    async def _run(self, statement: Executable, parameters: Mapping[str, Any], mode: Mode) -> Any:
-        compiled, arguments = self._database.compile(statement, parameters)
-        return await self._database.run(self._connection, compiled, arguments, mode)
 
 
 def _execute(connection: sqlite3.Connection, sql: str, arguments: Sequence[Any], mode: Mode) -> Any:
